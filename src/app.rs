@@ -1,0 +1,149 @@
+//! `AppState` and `app(state) -> Router`: every route on one screen.
+
+use crate::backbone::Backbone;
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::room::{Room, RoomConfig, Rooms};
+use crate::stats::Stats;
+use crate::transport::{poll, send, sse, ws};
+use crate::wire::{self, ConnInfo};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, Request, State};
+use axum::http::{header, request::Parts};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Everything a handler can reach. Cloning is a few reference-count bumps.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub rooms: Arc<Rooms>,
+    pub stats: Arc<Stats>,
+    pub config: Arc<Config>,
+    /// Cancelled when the server shuts down; every long-lived stream,
+    /// socket and held poll selects on it.
+    pub shutdown: CancellationToken,
+    /// Tracks WebSocket tasks, which outlive their HTTP request, so shutdown
+    /// can wait for their close handshakes.
+    pub tasks: TaskTracker,
+}
+
+impl AppState {
+    pub fn new(config: Config, backbone: Backbone) -> Self {
+        let room_config = RoomConfig {
+            max_text_bytes: config.max_text_bytes,
+            ..RoomConfig::default()
+        };
+        Self {
+            rooms: Arc::new(Rooms::new(backbone, room_config)),
+            stats: Arc::default(),
+            config: Arc::new(config),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    /// An in-memory server with default settings.
+    pub fn in_memory(config: Config) -> Self {
+        let backbone = Backbone::memory(config.history);
+        Self::new(config, backbone)
+    }
+}
+
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(demo_page))
+        .route("/app.js", get(demo_script))
+        .route("/style.css", get(demo_style))
+        .route("/healthz", get(healthz))
+        .route("/stats", get(stats))
+        .route("/rooms/{room}/messages", post(send::post_message))
+        .route("/rooms/{room}/ws", get(ws::upgrade))
+        .route("/rooms/{room}/sse", get(sse::stream))
+        .route("/rooms/{room}/poll", get(poll::poll))
+        .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+        })
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(middleware::from_fn(account))
+        .with_state(state)
+}
+
+/// Tells the connection's byte counter which transport this request serves
+/// (see `wire.rs` for the rule).
+async fn account(request: Request, next: Next) -> Response {
+    let conn = request
+        .extensions()
+        .get::<ConnectInfo<ConnInfo>>()
+        .map(|c| Arc::clone(&c.0.wire));
+    if let Some(conn) = &conn {
+        let uri = request.uri();
+        conn.begin_request(wire::classify(request.method(), uri.path(), uri.query()));
+    }
+    let response = next.run(request).await;
+    if let Some(conn) = &conn {
+        conn.end_request();
+    }
+    response
+}
+
+/// The room named in the path, created on first use; a bad name is a 404.
+pub struct RoomParam(pub Arc<Room>);
+
+impl FromRequestParts<AppState> for RoomParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Path(name) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::from(crate::room::RoomError::BadName))?;
+        Ok(Self(state.rooms.get(&name)?))
+    }
+}
+
+/// The connection this request came on, when served through `server::run`.
+pub fn conn_info(parts: &Parts) -> Option<ConnInfo> {
+    parts
+        .extensions
+        .get::<ConnectInfo<ConnInfo>>()
+        .map(|c| c.0.clone())
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn stats(State(state): State<AppState>) -> Response {
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(state.stats.to_json()),
+    )
+        .into_response()
+}
+
+// The page is compiled into the binary so the server runs from any
+// directory, offline, as one file.
+async fn demo_page() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        include_str!("../static/index.html"),
+    )
+}
+
+async fn demo_script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../static/app.js"),
+    )
+}
+
+async fn demo_style() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../static/style.css"),
+    )
+}

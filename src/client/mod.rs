@@ -1,0 +1,193 @@
+//! One Rust client per transport, shared by the tests, `loadgen` and the
+//! benches, so the protocol is written down once on the client side too.
+//!
+//! Every client yields the same [`Event`]s; [`Subscriber`] wraps the four so
+//! a caller can be generic over the transport.
+
+pub mod poll;
+pub mod sse;
+pub mod ws;
+
+use crate::message::{Draft, Event};
+use crate::room::Resume;
+use std::time::Duration;
+
+/// The four receiving transports, as a client names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Ws,
+    Sse,
+    LongPoll,
+    Poll,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Ws, Kind::Sse, Kind::LongPoll, Kind::Poll];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ws => "ws",
+            Self::Sse => "sse",
+            Self::LongPoll => "longpoll",
+            Self::Poll => "poll",
+        }
+    }
+}
+
+impl std::str::FromStr for Kind {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| format!("unknown transport {s:?}: expected ws, sse, longpoll or poll"))
+    }
+}
+
+#[derive(Debug)]
+pub enum ClientError {
+    Http(reqwest::Error),
+    Ws(tokio_tungstenite::tungstenite::Error),
+    /// The server answered with an error status and body.
+    Status(u16, String),
+    /// The server sent something the contract does not allow.
+    Protocol(String),
+    /// The stream ended.
+    Closed,
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Http(e) => write!(f, "http: {e}"),
+            Self::Ws(e) => write!(f, "websocket: {e}"),
+            Self::Status(code, body) => write!(f, "status {code}: {body}"),
+            Self::Protocol(what) => write!(f, "protocol: {what}"),
+            Self::Closed => f.write_str("stream closed"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl From<reqwest::Error> for ClientError {
+    fn from(e: reqwest::Error) -> Self {
+        Self::Http(e)
+    }
+}
+
+impl From<tokio_tungstenite::tungstenite::Error> for ClientError {
+    fn from(e: tokio_tungstenite::tungstenite::Error) -> Self {
+        Self::Ws(e)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ClientError>;
+
+/// Where a server is and which room to use.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `http://host:port`, no trailing slash.
+    pub base: String,
+    pub room: String,
+    pub http: reqwest::Client,
+}
+
+impl Target {
+    pub fn new(base: impl Into<String>, room: impl Into<String>) -> Self {
+        Self {
+            base: base.into().trim_end_matches('/').to_owned(),
+            room: room.into(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn url(&self, endpoint: &str, query: &[(&str, String)]) -> String {
+        let mut url = format!("{}/rooms/{}/{endpoint}", self.base, self.room);
+        for (i, (k, v)) in query.iter().enumerate() {
+            url.push(if i == 0 { '?' } else { '&' });
+            url.push_str(k);
+            url.push('=');
+            url.push_str(v);
+        }
+        url
+    }
+
+    /// `POST /rooms/{room}/messages`; the id the server assigned.
+    pub async fn send(&self, draft: &Draft) -> Result<u64> {
+        let body = serde_json::json!({
+            "user": draft.user,
+            "text": draft.text,
+            "client_id": draft.client_id,
+        });
+        let response = self
+            .http
+            .post(self.url("messages", &[]))
+            .json(&body)
+            .send()
+            .await?;
+        let status = response.status();
+        let text = response.text().await?;
+        if status.as_u16() != 201 {
+            return Err(ClientError::Status(status.as_u16(), text));
+        }
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| ClientError::Protocol(format!("send answer {text:?}: {e}")))?;
+        value["id"]
+            .as_u64()
+            .ok_or_else(|| ClientError::Protocol(format!("send answer without id: {text}")))
+    }
+}
+
+fn resume_query(resume: &Resume) -> Vec<(&'static str, String)> {
+    let mut query = Vec::new();
+    if let Some(since) = resume.since {
+        query.push(("since", since.to_string()));
+    }
+    if let Some(epoch) = &resume.epoch {
+        query.push(("epoch", epoch.clone()));
+    }
+    query
+}
+
+fn parse_event(data: &str) -> Result<Event> {
+    serde_json::from_str(data).map_err(|e| ClientError::Protocol(format!("event {data:?}: {e}")))
+}
+
+/// A receiving client on any transport.
+#[derive(Debug)]
+pub enum Subscriber {
+    Ws(ws::WsClient),
+    Sse(sse::SseClient),
+    Poll(poll::PollClient),
+}
+
+impl Subscriber {
+    /// Connects over `kind`, resuming at `resume`. Short polling asks again
+    /// every `poll_interval` when it got nothing.
+    pub async fn connect(
+        kind: Kind,
+        target: &Target,
+        resume: &Resume,
+        poll_interval: Duration,
+    ) -> Result<Self> {
+        Ok(match kind {
+            Kind::Ws => Self::Ws(ws::WsClient::connect(target, resume).await?),
+            Kind::Sse => Self::Sse(sse::SseClient::connect(target, resume).await?),
+            Kind::LongPoll => Self::Poll(poll::PollClient::new(target, resume, 25)),
+            Kind::Poll => {
+                Self::Poll(poll::PollClient::new(target, resume, 0).with_interval(poll_interval))
+            }
+        })
+    }
+
+    /// The next event, in the order the server sent it.
+    pub async fn next_event(&mut self) -> Result<Event> {
+        match self {
+            Self::Ws(c) => c.next_event().await,
+            Self::Sse(c) => c.next_event().await,
+            Self::Poll(c) => c.next_event().await,
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! The one place errors become HTTP: a status and `{"error": "..."}`.
+//!
+//! Handlers return `Result<_, ApiError>`; the room's and axum's own error
+//! types convert into it here, so no handler picks a status code by hand and
+//! no rejection reaches a client as plain text.
+
+use crate::room::RoomError;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "no such route")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(serde_json::json!({ "error": self.message }))).into_response()
+    }
+}
+
+impl From<RoomError> for ApiError {
+    fn from(e: RoomError) -> Self {
+        let status = match e {
+            RoomError::BadName => StatusCode::NOT_FOUND,
+            RoomError::Invalid(_) => StatusCode::BAD_REQUEST,
+            RoomError::Backbone(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        Self::new(status, e.to_string())
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(e: JsonRejection) -> Self {
+        let status = match e.status() {
+            // axum says 422 for well-formed JSON of the wrong shape; the
+            // contract calls every invalid input a 400.
+            StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+            other => other,
+        };
+        let message = match &e {
+            JsonRejection::MissingJsonContentType(_) => {
+                "expected a body with Content-Type: application/json".to_owned()
+            }
+            _ => e.body_text(),
+        };
+        Self::new(status, message)
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        Self::bad_request(e.body_text())
+    }
+}

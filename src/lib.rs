@@ -1,0 +1,29 @@
+//! Skyrocket: one chat server over WebSocket, Server-Sent Events, long
+//! polling and short polling, built to compare them with measured numbers.
+//!
+//! # Layout
+//! - [`message`]: the message and event model, encoded once per message;
+//! - [`room`]: rooms, resume from a cursor, subscriptions, presence; no HTTP;
+//! - [`backbone`]: where rooms keep and fan out messages (in memory);
+//! - [`transport`]: one thin adapter per transport (`ws`, `sse`, `poll`, `send`);
+//! - [`app`]: `AppState` and the router; [`error`]: errors to HTTP, in one place;
+//! - [`server`]: `run(listener, state, shutdown)` with graceful shutdown;
+//! - [`wire`] and [`stats`]: byte accounting on the real sockets, per transport;
+//! - [`client`]: a Rust client per transport, shared by tests, loadgen, benches;
+//! - [`config`]: every server option and its default.
+
+pub mod app;
+pub mod backbone;
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod message;
+pub mod room;
+pub mod server;
+pub mod stats;
+pub mod transport;
+pub mod wire;
+
+pub use app::{app, AppState};
+pub use config::Config;
+pub use server::run;

@@ -1,0 +1,278 @@
+//! The one message and event model every transport serialises (CONTRACT.md).
+//!
+//! A chat message is turned into JSON exactly once, when the room accepts it,
+//! and every transport hands out those same bytes: the WebSocket sends them as
+//! a text frame, SSE puts them after `data:`, and a poll body splices them into
+//! its `messages` array. Fan-out to N receivers therefore costs N writes of
+//! shared bytes, not N calls to `serde_json`.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::sync::OnceLock;
+
+/// A message the room has accepted: its id and its JSON, encoded once.
+#[derive(Debug)]
+pub struct Posted {
+    pub id: u64,
+    /// The whole message object, `{"type":"message","id":..,...}`.
+    pub json: Bytes,
+    /// The SSE encoding (`id:` and `data:` lines), built by the first SSE
+    /// receiver and shared by all the others.
+    sse_frame: OnceLock<Bytes>,
+}
+
+impl Posted {
+    pub fn new(message: &ChatMessage) -> Self {
+        let json = serde_json::to_vec(message).expect("a chat message always serialises");
+        Self::from_json(message.id, Bytes::from(json))
+    }
+
+    /// Wraps JSON that was encoded elsewhere (for example read back from a log).
+    pub fn from_json(id: u64, json: Bytes) -> Self {
+        Self {
+            id,
+            json,
+            sse_frame: OnceLock::new(),
+        }
+    }
+
+    /// The SSE form of this message, computed at most once per message.
+    pub fn sse_frame(&self, encode: impl FnOnce(&Self) -> Bytes) -> Bytes {
+        self.sse_frame.get_or_init(|| encode(self)).clone()
+    }
+}
+
+/// The message object of the contract.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    #[serde(rename = "type")]
+    pub kind: MessageTag,
+    pub id: u64,
+    pub room: String,
+    pub user: String,
+    pub text: String,
+    pub ts: u64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub client_id: Option<String>,
+}
+
+/// The constant `"type":"message"` tag, so the struct serialises the contract's
+/// field order without a hand-written serializer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageTag {
+    Message,
+}
+
+/// What a sender supplies, over `POST` or a WebSocket `send` frame.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Draft {
+    pub user: String,
+    pub text: String,
+    #[serde(default)]
+    pub client_id: Option<String>,
+}
+
+/// Why a draft was refused; shown to the sender as is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DraftError {
+    UserEmpty,
+    UserTooLong,
+    UserControlChars,
+    TextEmpty,
+    TextTooLong { max_bytes: usize },
+    TextControlChars,
+    ClientIdInvalid,
+}
+
+impl std::fmt::Display for DraftError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::UserEmpty => f.write_str("user must not be empty"),
+            Self::UserTooLong => f.write_str("user must be at most 32 characters"),
+            Self::UserControlChars => f.write_str("user must not contain control characters"),
+            Self::TextEmpty => f.write_str("text must not be empty"),
+            Self::TextTooLong { max_bytes } => write!(f, "text must be at most {max_bytes} bytes"),
+            Self::TextControlChars => {
+                f.write_str("text must not contain control characters other than newline and tab")
+            }
+            Self::ClientIdInvalid => {
+                f.write_str("client_id must be at most 64 printable ASCII characters")
+            }
+        }
+    }
+}
+
+impl std::error::Error for DraftError {}
+
+impl Draft {
+    /// Checks the contract's rules and returns the draft with `user` trimmed.
+    pub fn validate(mut self, max_text_bytes: usize) -> Result<Self, DraftError> {
+        let user = self.user.trim();
+        if user.is_empty() {
+            return Err(DraftError::UserEmpty);
+        }
+        if user.chars().count() > 32 {
+            return Err(DraftError::UserTooLong);
+        }
+        if user.chars().any(char::is_control) {
+            return Err(DraftError::UserControlChars);
+        }
+        self.user = user.to_owned();
+        if self.text.is_empty() {
+            return Err(DraftError::TextEmpty);
+        }
+        if self.text.len() > max_text_bytes {
+            return Err(DraftError::TextTooLong {
+                max_bytes: max_text_bytes,
+            });
+        }
+        if self
+            .text
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            return Err(DraftError::TextControlChars);
+        }
+        if let Some(id) = &self.client_id {
+            if id.len() > 64 || !id.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+                return Err(DraftError::ClientIdInvalid);
+            }
+        }
+        Ok(self)
+    }
+
+    pub fn into_message(self, room: &str, id: u64, ts: u64) -> ChatMessage {
+        ChatMessage {
+            kind: MessageTag::Message,
+            id,
+            room: room.to_owned(),
+            user: self.user,
+            text: self.text,
+            ts,
+            client_id: self.client_id,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, the contract's `ts`.
+pub fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Control events (everything but chat messages), as the contract names them.
+/// They are rare next to messages, so they are serialised where they are sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Control {
+    Hello {
+        room: String,
+        epoch: String,
+        latest: u64,
+    },
+    Presence {
+        room: String,
+        online: Online,
+        total: u64,
+    },
+    Ack {
+        id: u64,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        client_id: Option<String>,
+    },
+    Error {
+        error: String,
+    },
+    /// Ids `from..=to` are gone from the room's history and will not be sent.
+    Gap {
+        from: u64,
+        to: u64,
+    },
+    /// The room started a new life: drop the old cursor; history follows.
+    Reset {
+        epoch: String,
+        latest: u64,
+    },
+}
+
+impl Control {
+    pub fn to_json(&self) -> Bytes {
+        Bytes::from(serde_json::to_vec(self).expect("control events always serialise"))
+    }
+}
+
+/// How many clients are online, per transport.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Online {
+    pub ws: u64,
+    pub sse: u64,
+    pub longpoll: u64,
+    pub poll: u64,
+}
+
+impl Online {
+    pub fn total(&self) -> u64 {
+        self.ws + self.sse + self.longpoll + self.poll
+    }
+}
+
+/// Any event a client can receive, parsed (used by the Rust clients).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Event {
+    Message(ChatMessage),
+    Control(Control),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(user: &str, text: &str) -> Draft {
+        Draft {
+            user: user.into(),
+            text: text.into(),
+            client_id: None,
+        }
+    }
+
+    #[test]
+    fn validation_follows_the_contract() {
+        assert_eq!(draft("  ada ", "hi").validate(10).unwrap().user, "ada");
+        assert_eq!(draft(" ", "hi").validate(10).unwrap_err(), DraftError::UserEmpty);
+        assert_eq!(
+            draft(&"a".repeat(33), "hi").validate(10).unwrap_err(),
+            DraftError::UserTooLong
+        );
+        assert!(draft(&"é".repeat(32), "hi").validate(10).is_ok());
+        assert_eq!(
+            draft("a\u{7}", "hi").validate(10).unwrap_err(),
+            DraftError::UserControlChars
+        );
+        assert!(draft("a", "line\n\tnext").validate(100).is_ok());
+        assert_eq!(
+            draft("a", "bell\u{7}").validate(100).unwrap_err(),
+            DraftError::TextControlChars
+        );
+        assert_eq!(
+            draft("a", "12345678901").validate(10).unwrap_err(),
+            DraftError::TextTooLong { max_bytes: 10 }
+        );
+    }
+
+    #[test]
+    fn message_json_has_the_contract_shape() {
+        let m = draft("ada", "hello").into_message("lobby", 17, 5);
+        let json = String::from_utf8(Posted::new(&m).json.to_vec()).unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"message","id":17,"room":"lobby","user":"ada","text":"hello","ts":5}"#
+        );
+        let parsed: Event = serde_json::from_str(&json).unwrap();
+        assert_eq!(parsed, Event::Message(m));
+    }
+}

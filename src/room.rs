@@ -1,0 +1,533 @@
+//! The chat room: post, subscribe from a cursor, read history, presence.
+//!
+//! This is the whole behaviour every transport shares, and it knows nothing
+//! of HTTP. Transports turn a request into a [`Resume`], ask for a
+//! [`Subscription`] (or a one-off [`Catchup`] for polling) and write out what
+//! they are handed.
+//!
+//! Resume without loss or duplicates, without a lock shared with posters:
+//! subscribe to the live feed *first*, then read the log after the cursor,
+//! then drop any live message whose id the replay already covered. A message
+//! posted in between is in both places and delivered once; none can fall in
+//! the crack between the two reads.
+
+use crate::backbone::{Backbone, BackboneError, LogRead, RoomLog};
+use crate::message::{Control, Draft, DraftError, Online, Posted};
+use bytes::Bytes;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast;
+
+/// What travels on a room's live feed. Cloning is a reference-count bump.
+#[derive(Debug, Clone)]
+pub enum RoomEvent {
+    Message(Arc<Posted>),
+    /// A presence event, already encoded as JSON.
+    Presence(Bytes),
+}
+
+/// The four ways a client can be online.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Via {
+    Ws,
+    Sse,
+    LongPoll,
+    Poll,
+}
+
+/// Room settings that come from the server's options.
+#[derive(Debug, Clone)]
+pub struct RoomConfig {
+    pub max_text_bytes: usize,
+    /// Capacity of each room's live feed. A subscriber that falls further
+    /// behind than this is resynced from the log (see [`Subscription::next`]).
+    pub feed_capacity: usize,
+    /// How long a poller counts as online after its last request.
+    pub poller_ttl: Duration,
+}
+
+impl Default for RoomConfig {
+    fn default() -> Self {
+        Self {
+            max_text_bytes: 4096,
+            feed_capacity: 256,
+            poller_ttl: Duration::from_secs(35),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomError {
+    BadName,
+    Invalid(DraftError),
+    Backbone(BackboneError),
+}
+
+impl std::fmt::Display for RoomError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::BadName => f.write_str("room names are 1-64 characters of A-Z, a-z, 0-9, _ and -"),
+            Self::Invalid(e) => e.fmt(f),
+            Self::Backbone(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for RoomError {}
+
+impl From<BackboneError> for RoomError {
+    fn from(e: BackboneError) -> Self {
+        Self::Backbone(e)
+    }
+}
+
+pub fn valid_room_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Every room of this server, created on first use.
+#[derive(Debug)]
+pub struct Rooms {
+    backbone: Backbone,
+    config: RoomConfig,
+    // Read-mostly: every request looks a room up, a new room is rare.
+    rooms: RwLock<HashMap<Arc<str>, Arc<Room>>>,
+}
+
+impl Rooms {
+    pub fn new(backbone: Backbone, config: RoomConfig) -> Self {
+        Self {
+            backbone,
+            config,
+            rooms: RwLock::default(),
+        }
+    }
+
+    pub fn config(&self) -> &RoomConfig {
+        &self.config
+    }
+
+    pub fn backbone(&self) -> &Backbone {
+        &self.backbone
+    }
+
+    /// The room with this name, created if it is new.
+    pub fn get(&self, name: &str) -> Result<Arc<Room>, RoomError> {
+        if !valid_room_name(name) {
+            return Err(RoomError::BadName);
+        }
+        if let Some(room) = self.read_map().get(name) {
+            return Ok(Arc::clone(room));
+        }
+        let mut rooms = self.rooms.write().unwrap_or_else(|p| p.into_inner());
+        let room = rooms.entry(Arc::from(name)).or_insert_with(|| {
+            let (feed, _) = broadcast::channel(self.config.feed_capacity.max(1));
+            let log = self.backbone.open(name, feed.clone());
+            Arc::new(Room {
+                name: name.to_owned(),
+                config: self.config.clone(),
+                log,
+                feed,
+                presence: Presence::default(),
+            })
+        });
+        Ok(Arc::clone(room))
+    }
+
+    // The map holds only `Arc`s; a panic elsewhere cannot corrupt it.
+    fn read_map(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Arc<str>, Arc<Room>>> {
+        self.rooms.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Publishes a presence event in each room whose presence changed since
+    /// the last call. Called on a timer, so a burst of thousands of
+    /// connections costs one presence event per room per tick, not one per
+    /// connection (which would be quadratic in the room size).
+    pub fn publish_presence(&self) {
+        let rooms: Vec<Arc<Room>> = self.read_map().values().cloned().collect();
+        for room in rooms {
+            room.publish_presence_if_changed();
+        }
+    }
+}
+
+/// One chat room on this server.
+#[derive(Debug)]
+pub struct Room {
+    name: String,
+    config: RoomConfig,
+    log: RoomLog,
+    feed: broadcast::Sender<RoomEvent>,
+    presence: Presence,
+}
+
+/// Where a client wants to start reading.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resume {
+    /// The last id the client has; `None` means "from now".
+    pub since: Option<u64>,
+    /// The room life `since` belongs to, when the client knows it.
+    pub epoch: Option<String>,
+}
+
+/// What a client is owed before live messages: the answer to a [`Resume`].
+#[derive(Debug, Clone)]
+pub struct Catchup {
+    pub epoch: Arc<str>,
+    pub latest: u64,
+    /// The client's cursor belonged to another room life.
+    pub reset: bool,
+    /// Ids the client asked for that are no longer retained.
+    pub gap: Option<(u64, u64)>,
+    pub messages: Vec<Arc<Posted>>,
+}
+
+impl Catchup {
+    /// The cursor after this catch-up: the id a poller asks `since` next.
+    pub fn next_cursor(&self) -> u64 {
+        self.messages.last().map_or(self.start_cursor(), |m| m.id)
+    }
+
+    /// The cursor before this catch-up is delivered.
+    fn start_cursor(&self) -> u64 {
+        match (&self.gap, self.messages.first()) {
+            (_, Some(first)) => first.id - 1,
+            (Some((_, to)), None) => *to,
+            (None, None) => self.latest,
+        }
+    }
+}
+
+impl Room {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub async fn post(&self, draft: Draft) -> Result<Arc<Posted>, RoomError> {
+        let draft = draft
+            .validate(self.config.max_text_bytes)
+            .map_err(RoomError::Invalid)?;
+        Ok(self.log.append(draft).await?)
+    }
+
+    /// Everything the client missed, resolved against the room's epoch:
+    /// a reset when the cursor is from another life, a gap when history has
+    /// moved past it.
+    pub async fn catch_up(&self, resume: &Resume) -> Result<Catchup, RoomError> {
+        let Some(since) = resume.since else {
+            let (epoch, latest) = self.log.latest().await?;
+            return Ok(Catchup {
+                epoch,
+                latest,
+                reset: false,
+                gap: None,
+                messages: Vec::new(),
+            });
+        };
+        let read = self.log.read_after(since).await?;
+        let other_life = resume.epoch.as_deref().is_some_and(|e| e != &*read.epoch);
+        if other_life || since > read.latest {
+            let read = self.log.read_after(0).await?;
+            return Ok(catchup_from(read, 0, true));
+        }
+        Ok(catchup_from(read, since, false))
+    }
+
+    /// A live subscription starting at `resume`.
+    pub async fn subscribe(self: &Arc<Self>, resume: &Resume) -> Result<Subscription, RoomError> {
+        // Subscribe before reading the log: see the module header.
+        let live = self.feed.subscribe();
+        let catchup = self.catch_up(resume).await?;
+        let mut pending = VecDeque::with_capacity(catchup.messages.len() + 2);
+        if catchup.reset {
+            pending.push_back(Delivery::Reset {
+                epoch: Arc::clone(&catchup.epoch),
+                latest: catchup.latest,
+            });
+        }
+        if let Some((from, to)) = catchup.gap {
+            pending.push_back(Delivery::Gap { from, to });
+        }
+        let cursor = catchup.start_cursor();
+        pending.extend(catchup.messages.iter().cloned().map(Delivery::Message));
+        Ok(Subscription {
+            room: Arc::clone(self),
+            epoch: catchup.epoch,
+            latest: catchup.latest,
+            pending,
+            live,
+            cursor,
+            lagged: false,
+        })
+    }
+
+    /// Counts a connection as online until the returned guard is dropped.
+    pub fn join(self: &Arc<Self>, via: Via) -> PresenceGuard {
+        self.presence.counter(via).fetch_add(1, Ordering::Relaxed);
+        self.presence.changed.store(true, Ordering::Relaxed);
+        PresenceGuard {
+            room: Arc::clone(self),
+            via,
+        }
+    }
+
+    /// Records that a poller identified by `key` asked just now.
+    pub fn saw_poller(&self, key: &str, via: Via) {
+        let mut pollers = self.presence.pollers();
+        let known = pollers.insert(key.to_owned(), (via, Instant::now()));
+        if known.map(|(v, _)| v) != Some(via) {
+            self.presence.changed.store(true, Ordering::Relaxed);
+        }
+    }
+
+    pub fn online(&self) -> Online {
+        let p = &self.presence;
+        let mut online = Online {
+            ws: p.ws.load(Ordering::Relaxed),
+            sse: p.sse.load(Ordering::Relaxed),
+            ..Online::default()
+        };
+        let ttl = self.config.poller_ttl;
+        for (via, seen) in p.pollers().values() {
+            if seen.elapsed() <= ttl {
+                match via {
+                    Via::LongPoll => online.longpoll += 1,
+                    _ => online.poll += 1,
+                }
+            }
+        }
+        online
+    }
+
+    pub fn presence_json(&self) -> Bytes {
+        let online = self.online();
+        Control::Presence {
+            room: self.name.clone(),
+            online,
+            total: online.total(),
+        }
+        .to_json()
+    }
+
+    fn publish_presence_if_changed(&self) {
+        let expired = {
+            let ttl = self.config.poller_ttl;
+            let mut pollers = self.presence.pollers();
+            let before = pollers.len();
+            pollers.retain(|_, (_, seen)| seen.elapsed() <= ttl);
+            pollers.len() != before
+        };
+        let changed = self.presence.changed.swap(false, Ordering::Relaxed);
+        if (changed || expired) && self.feed.receiver_count() > 0 {
+            let _ = self.feed.send(RoomEvent::Presence(self.presence_json()));
+        }
+    }
+}
+
+fn catchup_from(read: LogRead, cursor: u64, reset: bool) -> Catchup {
+    let gap = (cursor + 1 < read.oldest).then(|| (cursor + 1, read.oldest - 1));
+    Catchup {
+        epoch: read.epoch,
+        latest: read.latest,
+        reset,
+        gap,
+        messages: read.messages,
+    }
+}
+
+#[derive(Debug, Default)]
+struct Presence {
+    ws: AtomicU64,
+    sse: AtomicU64,
+    /// Pollers have no connection to count, so each is remembered with the
+    /// time of its last request and counts as online for `poller_ttl`.
+    pollers: Mutex<HashMap<String, (Via, Instant)>>,
+    changed: AtomicBool,
+}
+
+impl Presence {
+    fn counter(&self, via: Via) -> &AtomicU64 {
+        match via {
+            Via::Ws => &self.ws,
+            // Pollers do not hold connections; only streams use guards.
+            Via::Sse | Via::LongPoll | Via::Poll => &self.sse,
+        }
+    }
+
+    // Held for a map lookup; a panic cannot leave the map inconsistent.
+    fn pollers(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Via, Instant)>> {
+        self.pollers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Keeps a streaming connection counted as online; uncounts it on drop.
+#[derive(Debug)]
+pub struct PresenceGuard {
+    room: Arc<Room>,
+    via: Via,
+}
+
+impl Drop for PresenceGuard {
+    fn drop(&mut self) {
+        let p = &self.room.presence;
+        p.counter(self.via).fetch_sub(1, Ordering::Relaxed);
+        p.changed.store(true, Ordering::Relaxed);
+    }
+}
+
+/// What a subscriber is handed next.
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    Message(Arc<Posted>),
+    Presence(Bytes),
+    Gap { from: u64, to: u64 },
+    Reset { epoch: Arc<str>, latest: u64 },
+}
+
+impl Delivery {
+    /// The JSON of a control delivery (messages carry their own bytes).
+    pub fn control_json(&self) -> Option<Bytes> {
+        match self {
+            Self::Message(_) => None,
+            Self::Presence(json) => Some(json.clone()),
+            Self::Gap { from, to } => Some(Control::Gap { from: *from, to: *to }.to_json()),
+            Self::Reset { epoch, latest } => Some(
+                Control::Reset {
+                    epoch: epoch.to_string(),
+                    latest: *latest,
+                }
+                .to_json(),
+            ),
+        }
+    }
+}
+
+/// A live reader of one room: first the catch-up, then the feed, each message
+/// exactly once and in id order.
+#[derive(Debug)]
+pub struct Subscription {
+    room: Arc<Room>,
+    epoch: Arc<str>,
+    latest: u64,
+    pending: VecDeque<Delivery>,
+    live: broadcast::Receiver<RoomEvent>,
+    /// The id of the last message handed out (or skipped over by a gap).
+    cursor: u64,
+    /// The feed overtook this reader; resync from the log before reading on.
+    lagged: bool,
+}
+
+impl Subscription {
+    pub fn room(&self) -> &Arc<Room> {
+        &self.room
+    }
+
+    /// The room life this subscription reads.
+    pub fn hello_epoch(&self) -> Arc<str> {
+        Arc::clone(&self.epoch)
+    }
+
+    /// The id of the last message handed out: a poller's next `since`.
+    pub fn cursor(&self) -> u64 {
+        self.cursor
+    }
+
+    /// The epoch and latest id when the subscription started (the `hello`).
+    pub fn hello(&self) -> Control {
+        Control::Hello {
+            room: self.room.name.clone(),
+            epoch: self.epoch.to_string(),
+            latest: self.latest,
+        }
+    }
+
+    /// The next delivery, waiting for one if need be. Cancel-safe: dropping
+    /// the future loses nothing, so it can sit in a `select!`.
+    ///
+    /// A reader the feed has overtaken (its socket could not keep up) is not
+    /// disconnected: it is resynced from the log, the same path a reconnect
+    /// takes, and told of a gap only if the log has moved past it too. Its
+    /// memory stays bounded, because the feed is a fixed ring shared by all.
+    pub async fn next(&mut self) -> Result<Delivery, RoomError> {
+        loop {
+            if self.lagged {
+                self.resync().await?;
+            }
+            if let Some(delivery) = self.pending.pop_front() {
+                return Ok(self.advance(delivery));
+            }
+            match self.live.recv().await {
+                Ok(event) => {
+                    if let Some(delivery) = self.accept(event) {
+                        return Ok(delivery);
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => self.lagged = true,
+                // The room is never dropped while a subscription holds it.
+                Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+            }
+        }
+    }
+
+    /// The next delivery if one is ready now, for batching several into one
+    /// socket write.
+    pub fn try_next(&mut self) -> Option<Delivery> {
+        if self.lagged {
+            return None;
+        }
+        if let Some(delivery) = self.pending.pop_front() {
+            return Some(self.advance(delivery));
+        }
+        loop {
+            match self.live.try_recv() {
+                Ok(event) => {
+                    if let Some(delivery) = self.accept(event) {
+                        return Some(delivery);
+                    }
+                }
+                Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                    self.lagged = true;
+                    return None;
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Filters a live event: messages the catch-up already delivered are
+    /// dropped here.
+    fn accept(&mut self, event: RoomEvent) -> Option<Delivery> {
+        match event {
+            RoomEvent::Message(m) if m.id <= self.cursor => None,
+            RoomEvent::Message(m) => Some(self.advance(Delivery::Message(m))),
+            RoomEvent::Presence(json) => Some(Delivery::Presence(json)),
+        }
+    }
+
+    fn advance(&mut self, delivery: Delivery) -> Delivery {
+        match &delivery {
+            Delivery::Message(m) => self.cursor = m.id,
+            Delivery::Gap { to, .. } => self.cursor = self.cursor.max(*to),
+            Delivery::Reset { .. } => self.cursor = 0,
+            Delivery::Presence(_) => {}
+        }
+        delivery
+    }
+
+    async fn resync(&mut self) -> Result<(), RoomError> {
+        let read = self.room.log.read_after(self.cursor).await?;
+        let catchup = catchup_from(read, self.cursor, false);
+        if let Some((from, to)) = catchup.gap {
+            self.pending.push_back(Delivery::Gap { from, to });
+        }
+        self.pending
+            .extend(catchup.messages.into_iter().map(Delivery::Message));
+        self.lagged = false;
+        Ok(())
+    }
+}

@@ -1,0 +1,136 @@
+//! Per-transport counters behind `GET /stats`: connections, requests,
+//! deliveries, payload bytes and the wire bytes counted in [`crate::wire`].
+//!
+//! Every counter is a relaxed atomic: each is an independent tally that no
+//! reader needs to see in step with another, so no ordering is paid for.
+
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// What a connection's bytes are charged to: the four transports, the send
+/// endpoint, and everything else (the page, `/stats`, 404s, bad requests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Ws,
+    Sse,
+    LongPoll,
+    Poll,
+    Send,
+    Other,
+}
+
+impl Transport {
+    pub const ALL: [Transport; 6] = [
+        Self::Ws,
+        Self::Sse,
+        Self::LongPoll,
+        Self::Poll,
+        Self::Send,
+        Self::Other,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ws => "ws",
+            Self::Sse => "sse",
+            Self::LongPoll => "longpoll",
+            Self::Poll => "poll",
+            Self::Send => "send",
+            Self::Other => "other",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
+    pub(crate) fn from_index(i: u8) -> Option<Self> {
+        Self::ALL.get(i as usize).copied()
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub connections_open: AtomicU64,
+    pub connections_total: AtomicU64,
+    pub requests: AtomicU64,
+    pub delivered: AtomicU64,
+    pub payload_bytes: AtomicU64,
+    pub wire_bytes_in: AtomicU64,
+    pub wire_bytes_out: AtomicU64,
+}
+
+/// A point-in-time copy of one transport's counters, with the figures per
+/// delivered message that the talk quotes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct CountersSnapshot {
+    pub connections_open: u64,
+    pub connections_total: u64,
+    pub requests: u64,
+    pub delivered: u64,
+    pub payload_bytes: u64,
+    pub wire_bytes_in: u64,
+    pub wire_bytes_out: u64,
+}
+
+impl Counters {
+    pub fn snapshot(&self) -> CountersSnapshot {
+        CountersSnapshot {
+            connections_open: self.connections_open.load(Relaxed),
+            connections_total: self.connections_total.load(Relaxed),
+            requests: self.requests.load(Relaxed),
+            delivered: self.delivered.load(Relaxed),
+            payload_bytes: self.payload_bytes.load(Relaxed),
+            wire_bytes_in: self.wire_bytes_in.load(Relaxed),
+            wire_bytes_out: self.wire_bytes_out.load(Relaxed),
+        }
+    }
+}
+
+/// The server's counters, one set per [`Transport`].
+#[derive(Debug, Default)]
+pub struct Stats {
+    per_transport: [Counters; 6],
+}
+
+impl Stats {
+    pub fn of(&self, transport: Transport) -> &Counters {
+        &self.per_transport[transport.index()]
+    }
+
+    /// Records `messages` chat messages handed to a client, `payload` bytes
+    /// of message JSON in all.
+    pub fn delivered(&self, transport: Transport, messages: u64, payload: u64) {
+        let c = self.of(transport);
+        c.delivered.fetch_add(messages, Relaxed);
+        c.payload_bytes.fetch_add(payload, Relaxed);
+    }
+
+    /// The `/stats` body.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut transports = serde_json::Map::new();
+        for t in Transport::ALL {
+            let s = self.of(t).snapshot();
+            let mut v = serde_json::to_value(s).expect("counters serialise");
+            let per = |x: u64| {
+                if s.delivered == 0 {
+                    serde_json::Value::Null
+                } else {
+                    serde_json::json!((x as f64 / s.delivered as f64 * 100.0).round() / 100.0)
+                }
+            };
+            let derived = serde_json::json!({
+                "wire_bytes_out_per_message": per(s.wire_bytes_out),
+                "wire_bytes_in_per_message": per(s.wire_bytes_in),
+                "overhead_bytes_per_message": per(s.wire_bytes_out.saturating_sub(s.payload_bytes)),
+                "requests_per_message": per(s.requests),
+            });
+            v.as_object_mut()
+                .expect("a struct is an object")
+                .insert("per_message".into(), derived);
+            transports.insert(t.name().into(), v);
+        }
+        serde_json::json!({ "transports": transports })
+    }
+}

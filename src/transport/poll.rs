@@ -1,0 +1,167 @@
+//! Long and short polling: `GET /rooms/{room}/poll?since=&wait=`.
+//!
+//! Both are one subscription, drained: whatever is owed is answered at once;
+//! with nothing owed, a long poll waits on the room's feed (never a sleep
+//! loop), so it wakes the moment a message is posted, and then takes every
+//! message already queued into the same body. A short poll (`wait=0`) never
+//! waits. The body splices in each message's stored JSON: no message is
+//! re-serialised per poller.
+
+use crate::app::{conn_info, AppState, RoomParam};
+use crate::error::ApiError;
+use crate::room::{Delivery, Via};
+use crate::stats::Transport;
+use crate::transport::ReadQuery;
+use axum::extract::{FromRequestParts, State};
+use axum::http::{header, request::Parts};
+use axum::response::{IntoResponse, Response};
+use std::time::Duration;
+
+/// At most this many messages go into one body; the client asks again with
+/// the returned `next` for the rest.
+const MAX_BATCH: usize = 1000;
+
+pub async fn poll(
+    State(state): State<AppState>,
+    RoomParam(room): RoomParam,
+    query: ReadQuery,
+    peer: PollerKey,
+) -> Result<Response, ApiError> {
+    let wait = query.wait.unwrap_or(0);
+    let max_wait = state.config.max_poll_wait.as_secs();
+    if wait > max_wait {
+        return Err(ApiError::bad_request(format!(
+            "wait must be 0 (short poll) or 1..={max_wait} seconds (long poll)"
+        )));
+    }
+    let (via, transport) = if wait == 0 {
+        (Via::Poll, Transport::Poll)
+    } else {
+        (Via::LongPoll, Transport::LongPoll)
+    };
+    room.saw_poller(query.client.as_deref().unwrap_or(&peer.0), via);
+
+    let mut subscription = room.subscribe(&query.resume()).await?;
+    let mut body = PollBody::new(&subscription.hello_epoch());
+    body.drain(&mut subscription);
+    // Presence events wake the wait too but add nothing to the body, so
+    // wait until there is something to answer or the hold is over.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+    while body.is_empty() && wait > 0 {
+        tokio::select! {
+            delivery = subscription.next() => {
+                body.push(delivery?);
+                body.drain(&mut subscription);
+            }
+            _ = tokio::time::sleep_until(deadline) => break,
+            _ = state.shutdown.cancelled() => break,
+        }
+    }
+    state
+        .stats
+        .delivered(transport, body.messages as u64, body.payload as u64);
+    Ok(body.finish(subscription.cursor(), room.online()))
+}
+
+/// Who is polling, for presence: the `client` query value when given,
+/// else the peer address.
+pub struct PollerKey(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PollerKey {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            conn_info(parts).map_or_else(String::new, |c| c.peer.to_string()),
+        ))
+    }
+}
+
+/// `{"messages":[...],"next":N,"epoch":"..."}`, built by appending bytes.
+struct PollBody {
+    json: Vec<u8>,
+    epoch: String,
+    messages: usize,
+    payload: usize,
+    reset: bool,
+    gap: Option<(u64, u64)>,
+}
+
+impl PollBody {
+    fn new(epoch: &str) -> Self {
+        let mut json = Vec::with_capacity(256);
+        json.extend_from_slice(br#"{"messages":["#);
+        Self {
+            json,
+            epoch: epoch.to_owned(),
+            messages: 0,
+            payload: 0,
+            reset: false,
+            gap: None,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.messages == 0 && !self.reset && self.gap.is_none()
+    }
+
+    fn drain(&mut self, subscription: &mut crate::room::Subscription) {
+        while self.messages < MAX_BATCH {
+            match subscription.try_next() {
+                Some(delivery) => self.push(delivery),
+                None => break,
+            }
+        }
+    }
+
+    fn push(&mut self, delivery: Delivery) {
+        match delivery {
+            Delivery::Message(m) => {
+                if self.messages > 0 {
+                    self.json.push(b',');
+                }
+                self.json.extend_from_slice(&m.json);
+                self.messages += 1;
+                self.payload += m.json.len();
+            }
+            Delivery::Gap { from, to } => {
+                let (from, to) = self.gap.map_or((from, to), |(f, _)| (f, to));
+                self.gap = Some((from, to));
+            }
+            Delivery::Reset { epoch, .. } => {
+                self.reset = true;
+                self.epoch = epoch.to_string();
+            }
+            // A poll body carries presence as a field, filled in at the end.
+            Delivery::Presence(_) => {}
+        }
+    }
+
+    fn finish(mut self, next: u64, online: crate::message::Online) -> Response {
+        let tail = serde_json::json!({
+            "next": next,
+            "epoch": self.epoch,
+            "online": online,
+        });
+        self.json.extend_from_slice(b"],");
+        let tail = serde_json::to_vec(&tail).expect("poll fields serialise");
+        // Splice the object's fields after the messages array.
+        self.json.extend_from_slice(&tail[1..tail.len() - 1]);
+        if self.reset {
+            self.json.extend_from_slice(br#","reset":true"#);
+        }
+        if let Some((from, to)) = self.gap {
+            self.json
+                .extend_from_slice(format!(r#","gap":{{"from":{from},"to":{to}}}"#).as_bytes());
+        }
+        self.json.push(b'}');
+        (
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            self.json,
+        )
+            .into_response()
+    }
+}

@@ -1,0 +1,153 @@
+//! Server-Sent Events: `GET /rooms/{room}/sse`, a `text/event-stream` body.
+//!
+//! The stream opens with a `retry:` hint and a `hello` event (no `id:`, so it
+//! does not move the browser's `Last-Event-ID`), then one event per message:
+//! `id: <id>` and `data: <message JSON>`. A browser that reconnects sends the
+//! last id it saw in `Last-Event-ID`, which wins over `since`: that is the
+//! whole resume protocol, and `EventSource` does it without any page code.
+//!
+//! A comment line (`:`) goes out whenever the stream has been quiet for the
+//! keepalive interval, so proxies and idle timers see traffic. The stream
+//! ends on server shutdown: hyper's graceful shutdown would otherwise wait
+//! for it forever.
+
+use crate::app::{AppState, RoomParam};
+use crate::error::ApiError;
+use crate::message::Posted;
+use crate::room::{Delivery, PresenceGuard, Subscription, Via};
+use crate::stats::Transport;
+use crate::transport::ReadQuery;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use bytes::{BufMut, Bytes, BytesMut};
+use std::convert::Infallible;
+use tokio::time::sleep;
+
+/// Deliveries batched into one chunk when several are ready at once.
+const MAX_BATCH: usize = 64;
+
+pub async fn stream(
+    State(state): State<AppState>,
+    RoomParam(room): RoomParam,
+    mut query: ReadQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if let Some(last) = headers.get("last-event-id") {
+        let last = last
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| ApiError::bad_request("Last-Event-ID must be a message id"))?;
+        query.since = Some(last);
+    }
+    let subscription = room.subscribe(&query.resume()).await?;
+    let presence = room.join(Via::Sse);
+
+    let mut opening = BytesMut::new();
+    let retry_ms = state.config.sse.retry.as_millis();
+    opening.put_slice(format!("retry: {retry_ms}\n\n").as_bytes());
+    put_event(&mut opening, Some("hello"), None, &subscription.hello().to_json());
+
+    let stream = EventStream {
+        state,
+        subscription,
+        _presence: presence,
+        opening: Some(opening.freeze()),
+    };
+    let body = Body::from_stream(futures_util::stream::unfold(stream, EventStream::next_chunk));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+            // Ask nginx-style proxies not to buffer the stream.
+            (header::HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+struct EventStream {
+    state: AppState,
+    subscription: Subscription,
+    _presence: PresenceGuard,
+    opening: Option<Bytes>,
+}
+
+impl EventStream {
+    /// The next chunk of the body: the opening, a batch of events, or a
+    /// keepalive; `None` ends the body (shutdown or a closed room).
+    async fn next_chunk(mut self) -> Option<(Result<Bytes, Infallible>, Self)> {
+        if let Some(opening) = self.opening.take() {
+            return Some((Ok(opening), self));
+        }
+        let first = tokio::select! {
+            delivery = self.subscription.next() => delivery.ok()?,
+            _ = sleep(self.state.config.sse.keepalive) => return Some((Ok(Bytes::from_static(b":\n\n")), self)),
+            _ = self.state.shutdown.cancelled() => return None,
+        };
+        let mut chunk = BytesMut::new();
+        let (mut messages, mut payload) = (0u64, 0u64);
+        let mut next = Some(first);
+        let mut batched = 0;
+        while let Some(delivery) = next {
+            if let Delivery::Message(m) = &delivery {
+                messages += 1;
+                payload += m.json.len() as u64;
+            }
+            encode(&mut chunk, &delivery);
+            batched += 1;
+            next = if batched < MAX_BATCH {
+                self.subscription.try_next()
+            } else {
+                None
+            };
+        }
+        self.state
+            .stats
+            .delivered(Transport::Sse, messages, payload);
+        Some((Ok(chunk.freeze()), self))
+    }
+}
+
+fn encode(chunk: &mut BytesMut, delivery: &Delivery) {
+    match delivery {
+        // Encoded once per message, then shared by every SSE receiver.
+        Delivery::Message(m) => chunk.put_slice(&m.sse_frame(message_frame)),
+        Delivery::Presence(json) => put_event(chunk, Some("presence"), None, json),
+        // A gap carries the id it skips to, so a reconnect after it resumes
+        // past the hole instead of being told of it again.
+        Delivery::Gap { to, .. } => {
+            put_event(chunk, Some("gap"), Some(*to), &delivery_json(delivery))
+        }
+        Delivery::Reset { .. } => put_event(chunk, Some("reset"), None, &delivery_json(delivery)),
+    }
+}
+
+fn delivery_json(delivery: &Delivery) -> Bytes {
+    delivery.control_json().unwrap_or_default()
+}
+
+fn message_frame(m: &Posted) -> Bytes {
+    let mut frame = BytesMut::with_capacity(m.json.len() + 32);
+    put_event(&mut frame, None, Some(m.id), &m.json);
+    frame.freeze()
+}
+
+/// One event. The JSON we send never contains a raw newline (serde escapes
+/// it), so a single `data:` line carries it.
+fn put_event(out: &mut BytesMut, event: Option<&str>, id: Option<u64>, data: &[u8]) {
+    if let Some(event) = event {
+        out.put_slice(b"event: ");
+        out.put_slice(event.as_bytes());
+        out.put_u8(b'\n');
+    }
+    if let Some(id) = id {
+        out.put_slice(format!("id: {id}\n").as_bytes());
+    }
+    out.put_slice(b"data: ");
+    out.put_slice(data);
+    out.put_slice(b"\n\n");
+}

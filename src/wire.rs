@@ -1,0 +1,267 @@
+//! Byte accounting on the real sockets: every byte the kernel handed us or
+//! took from us, charged to the transport it served.
+//!
+//! [`CountingListener`] wraps the `TcpListener` and returns each accepted
+//! socket wrapped in a [`Counted`] stream, whose reads and writes add to
+//! relaxed atomics: no lock and no allocation per I/O. Because the wrapper
+//! sits under hyper, request lines, headers, chunk framing, WebSocket frame
+//! headers, pings and SSE keepalives are all counted, not estimated.
+//!
+//! # Which transport a byte belongs to
+//! One keep-alive connection can carry requests of several transports (a
+//! browser reuses one connection for a send and then a poll), so bytes are
+//! charged per request, by this rule:
+//! - bytes *written* go to the transport of the request being answered: a
+//!   response is written after its request was routed and before the next
+//!   one is, so the connection's current tag is the right one;
+//! - bytes *read* while no request is in progress are held as pending, and
+//!   charged to the request they turn out to carry, when it is routed. Reads
+//!   during a request (a POST body, WebSocket frames after an upgrade) go to
+//!   that request's transport directly;
+//! - whatever is pending when the connection closes goes to the last tag
+//!   (or to `other`). Every byte lands in exactly one transport.
+
+use crate::stats::{Stats, Transport};
+use axum::serve::Listener;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+
+const UNTAGGED: u8 = u8::MAX;
+
+/// The accounting state of one accepted connection.
+#[derive(Debug)]
+pub struct ConnWire {
+    stats: Arc<Stats>,
+    read_tag: AtomicU8,
+    write_tag: AtomicU8,
+    pending_in: AtomicU64,
+}
+
+impl ConnWire {
+    fn new(stats: Arc<Stats>) -> Self {
+        Self {
+            stats,
+            read_tag: AtomicU8::new(UNTAGGED),
+            write_tag: AtomicU8::new(UNTAGGED),
+            pending_in: AtomicU64::new(0),
+        }
+    }
+
+    fn tag(cell: &AtomicU8) -> Option<Transport> {
+        Transport::from_index(cell.load(Relaxed))
+    }
+
+    /// A request for `transport` was routed on this connection.
+    pub fn begin_request(&self, transport: Transport) {
+        let previous = Self::tag(&self.write_tag);
+        if previous != Some(transport) {
+            if let Some(p) = previous {
+                self.stats.of(p).connections_open.fetch_sub(1, Relaxed);
+            }
+            let c = self.stats.of(transport);
+            c.connections_open.fetch_add(1, Relaxed);
+            c.connections_total.fetch_add(1, Relaxed);
+        }
+        self.stats.of(transport).requests.fetch_add(1, Relaxed);
+        self.write_tag.store(transport as u8, Relaxed);
+        self.charge_reads_to(transport);
+    }
+
+    /// Reads from now on belong to `transport` (the request body, or the
+    /// frames of an upgraded connection), including any still pending.
+    pub fn charge_reads_to(&self, transport: Transport) {
+        self.read_tag.store(transport as u8, Relaxed);
+        let pending = self.pending_in.swap(0, Relaxed);
+        self.stats
+            .of(transport)
+            .wire_bytes_in
+            .fetch_add(pending, Relaxed);
+    }
+
+    /// The request's handler has finished reading: later reads are the next
+    /// request's.
+    pub fn end_request(&self) {
+        self.read_tag.store(UNTAGGED, Relaxed);
+    }
+
+    fn on_read(&self, n: usize) {
+        match Self::tag(&self.read_tag) {
+            Some(t) => self.stats.of(t).wire_bytes_in.fetch_add(n as u64, Relaxed),
+            None => self.pending_in.fetch_add(n as u64, Relaxed),
+        };
+    }
+
+    fn on_write(&self, n: usize) {
+        let t = Self::tag(&self.write_tag).unwrap_or(Transport::Other);
+        self.stats.of(t).wire_bytes_out.fetch_add(n as u64, Relaxed);
+    }
+}
+
+impl Drop for ConnWire {
+    fn drop(&mut self) {
+        let last = Self::tag(&self.write_tag);
+        let t = last.unwrap_or(Transport::Other);
+        let pending = *self.pending_in.get_mut();
+        self.stats.of(t).wire_bytes_in.fetch_add(pending, Relaxed);
+        if let Some(last) = last {
+            self.stats.of(last).connections_open.fetch_sub(1, Relaxed);
+        }
+    }
+}
+
+/// What a handler learns of its connection (axum's `ConnectInfo`).
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub wire: Arc<ConnWire>,
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, CountingListener>>
+    for ConnInfo
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, CountingListener>) -> Self {
+        Self {
+            peer: *stream.remote_addr(),
+            wire: Arc::clone(&stream.io().wire),
+        }
+    }
+}
+
+/// A stream whose every read and write is counted.
+#[derive(Debug)]
+pub struct Counted<S> {
+    inner: S,
+    wire: Arc<ConnWire>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = result {
+            self.wire.on_read(buf.filled().len() - before);
+        }
+        result
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, data);
+        if let Poll::Ready(Ok(n)) = result {
+            self.wire.on_write(n);
+        }
+        result
+    }
+
+    // hyper writes headers and body chunks with one vectored write; passing
+    // it through keeps that a single syscall.
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = result {
+            self.wire.on_write(n);
+        }
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// A `TcpListener` whose connections are counted in `stats`.
+#[derive(Debug)]
+pub struct CountingListener {
+    inner: TcpListener,
+    stats: Arc<Stats>,
+}
+
+impl CountingListener {
+    pub fn new(inner: TcpListener, stats: Arc<Stats>) -> Self {
+        Self { inner, stats }
+    }
+}
+
+impl Listener for CountingListener {
+    type Io = Counted<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.inner.accept().await {
+                Ok((stream, addr)) => {
+                    // Chat frames are small and latency is the point: do not
+                    // let Nagle hold them back.
+                    let _ = stream.set_nodelay(true);
+                    let wire = Arc::new(ConnWire::new(Arc::clone(&self.stats)));
+                    return (Counted { inner: stream, wire }, addr);
+                }
+                // Out of file descriptors (or a similar resource error):
+                // back off instead of spinning on accept, and say so.
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed; retrying shortly");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+/// Classifies a request by method and path, for the accounting above.
+pub fn classify(method: &axum::http::Method, path: &str, query: Option<&str>) -> Transport {
+    let Some(rest) = path.strip_prefix("/rooms/") else {
+        return Transport::Other;
+    };
+    let Some((_room, endpoint)) = rest.split_once('/') else {
+        return Transport::Other;
+    };
+    match (endpoint, method.as_str()) {
+        ("ws", "GET") => Transport::Ws,
+        ("sse", "GET") => Transport::Sse,
+        ("messages", "POST") => Transport::Send,
+        ("poll", "GET") => {
+            let waits = query
+                .unwrap_or("")
+                .split('&')
+                .filter_map(|kv| kv.strip_prefix("wait="))
+                .any(|v| v.parse::<u64>().is_ok_and(|w| w > 0));
+            if waits {
+                Transport::LongPoll
+            } else {
+                Transport::Poll
+            }
+        }
+        _ => Transport::Other,
+    }
+}
