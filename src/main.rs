@@ -2,11 +2,15 @@
 
 use clap::Parser;
 use skyrocket::{AppState, Config};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 #[derive(Debug, Parser)]
-#[command(version, about = "Chat rooms over WebSocket, SSE, long polling and short polling")]
+#[command(
+    version,
+    about = "Chat rooms over WebSocket, SSE, long polling and short polling"
+)]
 struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:3000")]
@@ -32,9 +36,9 @@ struct Args {
 async fn main() -> std::io::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
     let mut config = Config {
@@ -49,12 +53,18 @@ async fn main() -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backbone = "memory", "skyrocket listening");
-    println!("Skyrocket is up.");
-    println!("  demo page: http://{addr}/");
-    println!("  slides:    http://{addr}/slides");
-    println!("  stats:     http://{addr}/stats");
-    skyrocket::run(listener, AppState::in_memory(config), skyrocket::server::shutdown_signal())
-        .await?;
+    // A closed stdout (a parent that stopped reading) must not stop the
+    // server, so write errors are ignored rather than panicking in println!.
+    let _ = writeln!(
+        std::io::stdout(),
+        "Skyrocket is up.\n  demo page: http://{addr}/\n  slides:    http://{addr}/slides\n  stats:     http://{addr}/stats"
+    );
+    skyrocket::run(
+        listener,
+        AppState::in_memory(config),
+        skyrocket::server::shutdown_signal(),
+    )
+    .await?;
     tracing::info!("shut down cleanly");
     Ok(())
 }

@@ -66,7 +66,6 @@ pub enum MessageTag {
 
 /// What a sender supplies, over `POST` or a WebSocket `send` frame.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Draft {
     pub user: String,
     pub text: String,
@@ -243,7 +242,10 @@ mod tests {
     #[test]
     fn validation_follows_the_contract() {
         assert_eq!(draft("  ada ", "hi").validate(10).unwrap().user, "ada");
-        assert_eq!(draft(" ", "hi").validate(10).unwrap_err(), DraftError::UserEmpty);
+        assert_eq!(
+            draft(" ", "hi").validate(10).unwrap_err(),
+            DraftError::UserEmpty
+        );
         assert_eq!(
             draft(&"a".repeat(33), "hi").validate(10).unwrap_err(),
             DraftError::UserTooLong

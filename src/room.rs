@@ -68,7 +68,9 @@ pub enum RoomError {
 impl std::fmt::Display for RoomError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::BadName => f.write_str("room names are 1-64 characters of A-Z, a-z, 0-9, _ and -"),
+            Self::BadName => {
+                f.write_str("room names are 1-64 characters of A-Z, a-z, 0-9, _ and -")
+            }
             Self::Invalid(e) => e.fmt(f),
             Self::Backbone(e) => e.fmt(f),
         }
@@ -395,7 +397,13 @@ impl Delivery {
         match self {
             Self::Message(_) => None,
             Self::Presence(json) => Some(json.clone()),
-            Self::Gap { from, to } => Some(Control::Gap { from: *from, to: *to }.to_json()),
+            Self::Gap { from, to } => Some(
+                Control::Gap {
+                    from: *from,
+                    to: *to,
+                }
+                .to_json(),
+            ),
             Self::Reset { epoch, latest } => Some(
                 Control::Reset {
                     epoch: epoch.to_string(),

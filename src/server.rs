@@ -39,7 +39,10 @@ pub async fn run(
         .with_graceful_shutdown(token.cancelled_owned())
         .await?;
     tasks.close();
-    if tokio::time::timeout(CLOSE_DEADLINE, tasks.wait()).await.is_err() {
+    if tokio::time::timeout(CLOSE_DEADLINE, tasks.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("some WebSocket sessions did not close in time");
     }
     Ok(())

@@ -221,7 +221,13 @@ impl Listener for CountingListener {
                     // let Nagle hold them back.
                     let _ = stream.set_nodelay(true);
                     let wire = Arc::new(ConnWire::new(Arc::clone(&self.stats)));
-                    return (Counted { inner: stream, wire }, addr);
+                    return (
+                        Counted {
+                            inner: stream,
+                            wire,
+                        },
+                        addr,
+                    );
                 }
                 // Out of file descriptors (or a similar resource error):
                 // back off instead of spinning on accept, and say so.

@@ -48,13 +48,19 @@ impl MemoryLog {
         // A panic while the lock is held cannot leave `State` half-updated
         // (each field is written by one statement), so a poisoned lock is
         // still safe to use.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn append(&self, draft: Draft) -> Arc<Posted> {
         let mut state = self.state();
         let id = state.latest + 1;
-        let posted = Arc::new(Posted::new(&draft.into_message(&self.room, id, now_millis())));
+        let posted = Arc::new(Posted::new(&draft.into_message(
+            &self.room,
+            id,
+            now_millis(),
+        )));
         state.latest = id;
         if state.history.len() == self.capacity {
             state.history.pop_front();
@@ -70,7 +76,9 @@ impl MemoryLog {
         let state = self.state();
         let oldest = state.history.front().map_or(state.latest + 1, |m| m.id);
         // Ids in the ring are consecutive, so the start index is arithmetic.
-        let skip = cursor.saturating_sub(oldest - 1).min(state.history.len() as u64) as usize;
+        let skip = cursor
+            .saturating_sub(oldest - 1)
+            .min(state.history.len() as u64) as usize;
         LogRead {
             epoch: Arc::clone(&self.epoch),
             latest: state.latest,
@@ -90,7 +98,8 @@ fn new_epoch() -> Arc<str> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mixed = now_millis().wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ n.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    let mixed =
+        now_millis().wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ n.wrapping_mul(0xBF58_476D_1CE4_E5B9);
     let mut text = String::new();
     let mut v = mixed;
     for _ in 0..8 {

@@ -51,7 +51,11 @@ impl PollClient {
             interval: Duration::from_millis(250),
             since: resume.since,
             epoch: resume.epoch.clone(),
-            client: format!("rs-{}-{}", std::process::id(), NEXT_CLIENT.fetch_add(1, Ordering::Relaxed)),
+            client: format!(
+                "rs-{}-{}",
+                std::process::id(),
+                NEXT_CLIENT.fetch_add(1, Ordering::Relaxed)
+            ),
             ready: VecDeque::new(),
             polls: 0,
         }
@@ -64,14 +68,22 @@ impl PollClient {
 
     /// One request: the parsed body, with `since`/`epoch` advanced.
     pub async fn poll_once(&mut self) -> Result<PollBody> {
-        let mut query = vec![("wait", self.wait.to_string()), ("client", self.client.clone())];
+        let mut query = vec![
+            ("wait", self.wait.to_string()),
+            ("client", self.client.clone()),
+        ];
         if let Some(since) = self.since {
             query.push(("since", since.to_string()));
         }
         if let Some(epoch) = &self.epoch {
             query.push(("epoch", epoch.clone()));
         }
-        let response = self.target.http.get(self.target.url("poll", &query)).send().await?;
+        let response = self
+            .target
+            .http
+            .get(self.target.url("poll", &query))
+            .send()
+            .await?;
         let status = response.status().as_u16();
         let text = response.text().await?;
         if status != 200 {

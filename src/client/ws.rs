@@ -44,9 +44,7 @@ impl WsClient {
             "text": draft.text,
             "client_id": draft.client_id,
         });
-        self.socket
-            .send(Message::text(command.to_string()))
-            .await?;
+        self.socket.send(Message::text(command.to_string())).await?;
         Ok(())
     }
 

@@ -48,7 +48,12 @@ pub async fn stream(
     let mut opening = BytesMut::new();
     let retry_ms = state.config.sse.retry.as_millis();
     opening.put_slice(format!("retry: {retry_ms}\n\n").as_bytes());
-    put_event(&mut opening, Some("hello"), None, &subscription.hello().to_json());
+    put_event(
+        &mut opening,
+        Some("hello"),
+        None,
+        &subscription.hello().to_json(),
+    );
 
     let stream = EventStream {
         state,
@@ -56,7 +61,10 @@ pub async fn stream(
         _presence: presence,
         opening: Some(opening.freeze()),
     };
-    let body = Body::from_stream(futures_util::stream::unfold(stream, EventStream::next_chunk));
+    let body = Body::from_stream(futures_util::stream::unfold(
+        stream,
+        EventStream::next_chunk,
+    ));
     Ok((
         [
             (header::CONTENT_TYPE, "text/event-stream"),

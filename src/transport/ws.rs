@@ -231,9 +231,7 @@ impl Session {
             };
         }
         self.write(sink, batch).await?;
-        self.state
-            .stats
-            .delivered(Transport::Ws, messages, payload);
+        self.state.stats.delivered(Transport::Ws, messages, payload);
         Ok(())
     }
 
