@@ -90,17 +90,56 @@ impl ConnWire {
     pub fn end_request(&self) {
         self.read_tag.store(UNTAGGED, Relaxed);
     }
+}
 
-    fn on_read(&self, n: usize) {
+impl Meter for ConnWire {
+    fn on_read(&self, data: &[u8]) {
+        let n = data.len() as u64;
         match Self::tag(&self.read_tag) {
-            Some(t) => self.stats.of(t).wire_bytes_in.fetch_add(n as u64, Relaxed),
-            None => self.pending_in.fetch_add(n as u64, Relaxed),
+            Some(t) => self.stats.of(t).wire_bytes_in.fetch_add(n, Relaxed),
+            None => self.pending_in.fetch_add(n, Relaxed),
         };
     }
 
-    fn on_write(&self, n: usize) {
+    fn on_write(&self, data: &[u8]) {
         let t = Self::tag(&self.write_tag).unwrap_or(Transport::Other);
-        self.stats.of(t).wire_bytes_out.fetch_add(n as u64, Relaxed);
+        self.stats
+            .of(t)
+            .wire_bytes_out
+            .fetch_add(data.len() as u64, Relaxed);
+    }
+}
+
+/// Something told of every byte a [`Counted`] stream reads and writes.
+pub trait Meter: Send + Sync + 'static {
+    fn on_read(&self, data: &[u8]);
+    fn on_write(&self, data: &[u8]);
+}
+
+/// Plain totals, for a client measuring its own socket.
+#[derive(Debug, Default)]
+pub struct ByteCount {
+    pub read: AtomicU64,
+    pub written: AtomicU64,
+}
+
+impl ByteCount {
+    pub fn read(&self) -> u64 {
+        self.read.load(Relaxed)
+    }
+
+    pub fn written(&self) -> u64 {
+        self.written.load(Relaxed)
+    }
+}
+
+impl Meter for ByteCount {
+    fn on_read(&self, data: &[u8]) {
+        self.read.fetch_add(data.len() as u64, Relaxed);
+    }
+
+    fn on_write(&self, data: &[u8]) {
+        self.written.fetch_add(data.len() as u64, Relaxed);
     }
 }
 
@@ -129,19 +168,29 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Coun
     fn connect_info(stream: axum::serve::IncomingStream<'_, CountingListener>) -> Self {
         Self {
             peer: *stream.remote_addr(),
-            wire: Arc::clone(&stream.io().wire),
+            wire: Arc::clone(stream.io().meter()),
         }
     }
 }
 
-/// A stream whose every read and write is counted.
+/// A stream whose every read and write is told to a [`Meter`].
 #[derive(Debug)]
-pub struct Counted<S> {
+pub struct Counted<S, M = ConnWire> {
     inner: S,
-    wire: Arc<ConnWire>,
+    meter: Arc<M>,
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+impl<S, M> Counted<S, M> {
+    pub fn new(inner: S, meter: Arc<M>) -> Self {
+        Self { inner, meter }
+    }
+
+    pub fn meter(&self) -> &Arc<M> {
+        &self.meter
+    }
+}
+
+impl<S: AsyncRead + Unpin, M: Meter> AsyncRead for Counted<S, M> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -150,13 +199,13 @@ impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
         let before = buf.filled().len();
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = result {
-            self.wire.on_read(buf.filled().len() - before);
+            self.meter.on_read(&buf.filled()[before..]);
         }
         result
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+impl<S: AsyncWrite + Unpin, M: Meter> AsyncWrite for Counted<S, M> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -164,7 +213,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
     ) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write(cx, data);
         if let Poll::Ready(Ok(n)) = result {
-            self.wire.on_write(n);
+            self.meter.on_write(&data[..n]);
         }
         result
     }
@@ -178,7 +227,16 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
     ) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if let Poll::Ready(Ok(n)) = result {
-            self.wire.on_write(n);
+            // The first `n` bytes across the slices were written.
+            let mut left = n;
+            for buf in bufs {
+                let take = left.min(buf.len());
+                self.meter.on_write(&buf[..take]);
+                left -= take;
+                if left == 0 {
+                    break;
+                }
+            }
         }
         result
     }
@@ -221,13 +279,7 @@ impl Listener for CountingListener {
                     // let Nagle hold them back.
                     let _ = stream.set_nodelay(true);
                     let wire = Arc::new(ConnWire::new(Arc::clone(&self.stats)));
-                    return (
-                        Counted {
-                            inner: stream,
-                            wire,
-                        },
-                        addr,
-                    );
+                    return (Counted::new(stream, wire), addr);
                 }
                 // Out of file descriptors (or a similar resource error):
                 // back off instead of spinning on accept, and say so.
