@@ -19,8 +19,10 @@ type Socket = BufReader<Counted<TcpStream, ByteCount>>;
 /// No traffic but what the test causes: no presence events, pings or
 /// keepalives during the run.
 fn quiet() -> Config {
-    let mut config = Config::default();
-    config.presence_interval = Duration::from_secs(3600);
+    let mut config = Config {
+        presence_interval: Duration::from_secs(3600),
+        ..Config::default()
+    };
     config.ws.ping_interval = Duration::from_secs(3600);
     config.sse.keepalive = Duration::from_secs(3600);
     config
