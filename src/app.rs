@@ -7,6 +7,7 @@ use crate::room::{Room, RoomConfig, Rooms};
 use crate::stats::Stats;
 use crate::transport::{poll, send, sse, ws};
 use crate::wire::{self, ConnInfo};
+use crate::wiretap::WireTaps;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, Request, State};
 use axum::http::{header, request::Parts};
 use axum::middleware::{self, Next};
@@ -29,6 +30,8 @@ pub struct AppState {
     /// Tracks WebSocket tasks, which outlive their HTTP request, so shutdown
     /// can wait for their close handshakes.
     pub tasks: TaskTracker,
+    /// The raw wire view's capture, off until someone opens it.
+    pub taps: Arc<WireTaps>,
 }
 
 impl AppState {
@@ -43,6 +46,7 @@ impl AppState {
             config: Arc::new(config),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            taps: Arc::default(),
         }
     }
 
@@ -64,6 +68,7 @@ pub fn app(state: AppState) -> Router {
         .route("/rooms/{room}/ws", get(ws::upgrade))
         .route("/rooms/{room}/sse", get(sse::stream))
         .route("/rooms/{room}/poll", get(poll::poll))
+        .route("/rooms/{room}/wire", get(wire_view))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -114,6 +119,16 @@ pub fn conn_info(parts: &Parts) -> Option<ConnInfo> {
         .extensions
         .get::<ConnectInfo<ConnInfo>>()
         .map(|c| c.0.clone())
+}
+
+/// The raw wire view of a room: opening it arms capture for a while.
+async fn wire_view(State(state): State<AppState>, RoomParam(room): RoomParam) -> Response {
+    let tap = state.taps.watch(room.name());
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(tap.to_json(room.name())),
+    )
+        .into_response()
 }
 
 async fn healthz() -> Json<serde_json::Value> {

@@ -32,7 +32,7 @@ pub async fn run(
     });
     tokio::spawn(publish_presence(state.clone()));
 
-    let listener = CountingListener::new(listener, state.stats.clone());
+    let listener = CountingListener::new(listener, state.stats.clone(), state.taps.clone());
     let tasks = state.tasks.clone();
     let service = app(state).into_make_service_with_connect_info::<ConnInfo>();
     axum::serve(listener, service)

@@ -22,35 +22,119 @@
 //!   (or to `other`). Every byte lands in exactly one transport.
 
 use crate::stats::{Stats, Transport};
+use crate::wiretap::WireTaps;
 use axum::serve::Listener;
+use bytes::Bytes;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
 const UNTAGGED: u8 = u8::MAX;
+/// The most of a request head or a response the wire view keeps.
+const MAX_CAPTURE: usize = 16 * 1024;
 
 /// The accounting state of one accepted connection.
 #[derive(Debug)]
 pub struct ConnWire {
     stats: Arc<Stats>,
+    taps: Arc<WireTaps>,
     read_tag: AtomicU8,
     write_tag: AtomicU8,
     pending_in: AtomicU64,
+    /// Set while a response is being captured for the wire view; checked
+    /// on every write, so the common case is one relaxed load.
+    capturing: AtomicBool,
+    capture: Mutex<Capture>,
+}
+
+/// The wire view's copy of this connection's bytes, only kept while the
+/// view is open (see `wiretap.rs`).
+#[derive(Default)]
+struct Capture {
+    /// Bytes read while no request was in progress: the next request head.
+    head_in: Vec<u8>,
+    /// The head of the request in progress.
+    request: Bytes,
+    response: Option<ResponseCapture>,
+}
+
+type OnCaptured = Box<dyn FnOnce(Bytes, Bytes) + Send>;
+
+struct ResponseCapture {
+    request: Bytes,
+    bytes: Vec<u8>,
+    done: OnCaptured,
+}
+
+impl std::fmt::Debug for Capture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Capture")
+            .field("head_in", &self.head_in.len())
+            .field("request", &self.request.len())
+            .field("response", &self.response.as_ref().map(|r| r.bytes.len()))
+            .finish()
+    }
 }
 
 impl ConnWire {
-    fn new(stats: Arc<Stats>) -> Self {
+    fn new(stats: Arc<Stats>, taps: Arc<WireTaps>) -> Self {
         Self {
             stats,
+            taps,
             read_tag: AtomicU8::new(UNTAGGED),
             write_tag: AtomicU8::new(UNTAGGED),
             pending_in: AtomicU64::new(0),
+            capturing: AtomicBool::new(false),
+            capture: Mutex::default(),
+        }
+    }
+
+    // Held for a copy of a few KiB at most, never across an await; a panic
+    // cannot leave a capture worse than incomplete.
+    fn capture(&self) -> MutexGuard<'_, Capture> {
+        self.capture.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Captures the response this request is about to get, with the
+    /// request's head, and hands both to `done` once the response is
+    /// written in full (its head, and `Content-Length` bytes of body).
+    pub fn capture_exchange(&self, done: impl FnOnce(Bytes, Bytes) + Send + 'static) {
+        let mut capture = self.capture();
+        let request = capture.request.clone();
+        capture.response = Some(ResponseCapture {
+            request,
+            bytes: Vec::new(),
+            done: Box::new(done),
+        });
+        self.capturing.store(true, Relaxed);
+    }
+
+    fn capture_write(&self, data: &[u8]) {
+        let finished = {
+            let mut capture = self.capture();
+            let Some(response) = capture.response.as_mut() else {
+                return;
+            };
+            let room = MAX_CAPTURE.saturating_sub(response.bytes.len());
+            response
+                .bytes
+                .extend_from_slice(&data[..data.len().min(room)]);
+            if response_complete(&response.bytes) || room <= data.len() {
+                self.capturing.store(false, Relaxed);
+                capture.response.take()
+            } else {
+                None
+            }
+        };
+        // Called with the lock released: `done` takes the room tap's lock.
+        if let Some(r) = finished {
+            (r.done)(r.request, Bytes::from(r.bytes));
         }
     }
 
@@ -70,6 +154,10 @@ impl ConnWire {
             c.connections_total.fetch_add(1, Relaxed);
         }
         self.stats.of(transport).requests.fetch_add(1, Relaxed);
+        if self.taps.armed() {
+            let mut capture = self.capture();
+            capture.request = Bytes::from(std::mem::take(&mut capture.head_in));
+        }
         self.write_tag.store(transport as u8, Relaxed);
         self.charge_reads_to(transport);
     }
@@ -97,7 +185,16 @@ impl Meter for ConnWire {
         let n = data.len() as u64;
         match Self::tag(&self.read_tag) {
             Some(t) => self.stats.of(t).wire_bytes_in.fetch_add(n, Relaxed),
-            None => self.pending_in.fetch_add(n, Relaxed),
+            None => {
+                if self.taps.armed() {
+                    let mut capture = self.capture();
+                    let room = MAX_CAPTURE.saturating_sub(capture.head_in.len());
+                    capture
+                        .head_in
+                        .extend_from_slice(&data[..data.len().min(room)]);
+                }
+                self.pending_in.fetch_add(n, Relaxed)
+            }
         };
     }
 
@@ -107,7 +204,28 @@ impl Meter for ConnWire {
             .of(t)
             .wire_bytes_out
             .fetch_add(data.len() as u64, Relaxed);
+        if self.capturing.load(Relaxed) {
+            self.capture_write(data);
+        }
     }
+}
+
+/// Whether `bytes` hold a whole HTTP response: a 101's head, or a head and
+/// `Content-Length` bytes of body.
+fn response_complete(bytes: &[u8]) -> bool {
+    let Some(head_end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&bytes[..head_end]);
+    if head.starts_with("HTTP/1.1 101") {
+        return true;
+    }
+    let length = head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse::<usize>().ok())?
+    });
+    length.is_some_and(|len| bytes.len() >= head_end + 4 + len)
 }
 
 /// Something told of every byte a [`Counted`] stream reads and writes.
@@ -259,11 +377,12 @@ impl<S: AsyncWrite + Unpin, M: Meter> AsyncWrite for Counted<S, M> {
 pub struct CountingListener {
     inner: TcpListener,
     stats: Arc<Stats>,
+    taps: Arc<WireTaps>,
 }
 
 impl CountingListener {
-    pub fn new(inner: TcpListener, stats: Arc<Stats>) -> Self {
-        Self { inner, stats }
+    pub fn new(inner: TcpListener, stats: Arc<Stats>, taps: Arc<WireTaps>) -> Self {
+        Self { inner, stats, taps }
     }
 }
 
@@ -278,7 +397,10 @@ impl Listener for CountingListener {
                     // Chat frames are small and latency is the point: do not
                     // let Nagle hold them back.
                     let _ = stream.set_nodelay(true);
-                    let wire = Arc::new(ConnWire::new(Arc::clone(&self.stats)));
+                    let wire = Arc::new(ConnWire::new(
+                        Arc::clone(&self.stats),
+                        Arc::clone(&self.taps),
+                    ));
                     return (Counted::new(stream, wire), addr);
                 }
                 // Out of file descriptors (or a similar resource error):

@@ -12,6 +12,7 @@ use crate::error::ApiError;
 use crate::room::{Delivery, Via};
 use crate::stats::Transport;
 use crate::transport::ReadQuery;
+use crate::wire::ConnInfo;
 use axum::extract::{FromRequestParts, State};
 use axum::http::{header, request::Parts};
 use axum::response::{IntoResponse, Response};
@@ -60,20 +61,29 @@ pub async fn poll(
     state
         .stats
         .delivered(transport, body.messages as u64, body.payload as u64);
+    if body.messages > 0 {
+        if let (Some(tap), Some(conn)) = (state.taps.watching(room.name()), &peer.1) {
+            conn.wire.capture_exchange(move |request, response| {
+                tap.store(transport.name(), Some(request), response)
+            });
+        }
+    }
     Ok(body.finish(subscription.cursor(), room.online()))
 }
 
 /// Who is polling, for presence: the `client` query value when given,
 /// else the peer address.
-pub struct PollerKey(String);
+pub struct PollerKey(String, Option<ConnInfo>);
 
 impl<S: Send + Sync> FromRequestParts<S> for PollerKey {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(
-            conn_info(parts).map_or_else(String::new, |c| c.peer.to_string()),
-        ))
+        let conn = conn_info(parts);
+        let key = conn
+            .as_ref()
+            .map_or_else(String::new, |c| c.peer.to_string());
+        Ok(Self(key, conn))
     }
 }
 

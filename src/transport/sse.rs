@@ -17,6 +17,7 @@ use crate::message::Posted;
 use crate::room::{Delivery, PresenceGuard, Subscription, Via};
 use crate::stats::Transport;
 use crate::transport::ReadQuery;
+use crate::wiretap::http_chunk;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
@@ -116,7 +117,14 @@ impl EventStream {
         self.state
             .stats
             .delivered(Transport::Sse, messages, payload);
-        Some((Ok(chunk.freeze()), self))
+        let chunk = chunk.freeze();
+        if messages > 0 {
+            let room = self.subscription.room().name();
+            if let Some(tap) = self.state.taps.watching(room) {
+                tap.store_delivery(Transport::Sse, http_chunk(&chunk));
+            }
+        }
+        Some((Ok(chunk), self))
     }
 }
 

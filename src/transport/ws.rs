@@ -23,6 +23,7 @@ use crate::room::{Delivery, Room, Subscription, Via};
 use crate::stats::Transport;
 use crate::transport::ReadQuery;
 use crate::wire::ConnInfo;
+use crate::wiretap::ws_text_frame;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, State};
@@ -51,6 +52,11 @@ pub async fn upgrade(
     // Subscribe before answering the handshake: nothing posted between the
     // 101 and the task's first poll is missed.
     let subscription = room.subscribe(&query.resume()).await?;
+    if let (Some(tap), Some(conn)) = (state.taps.watching(room.name()), &conn.0) {
+        conn.wire.capture_exchange(move |request, response| {
+            tap.store("handshake", Some(request), response)
+        });
+    }
     let settings = &state.config.ws;
     let tracked = state.tasks.token();
     Ok(upgrade
@@ -213,12 +219,14 @@ impl Session {
     async fn write_batch(&mut self, sink: &mut Sink, first: Delivery) -> Result<(), ()> {
         let mut batch = Vec::with_capacity(4);
         let (mut messages, mut payload) = (0u64, 0u64);
+        let mut last_message = None;
         let mut next = Some(first);
         while let Some(delivery) = next {
             let json = match &delivery {
                 Delivery::Message(m) => {
                     messages += 1;
                     payload += m.json.len() as u64;
+                    last_message = Some(m.json.clone());
                     m.json.clone()
                 }
                 other => other.control_json().unwrap_or_default(),
@@ -232,6 +240,11 @@ impl Session {
         }
         self.write(sink, batch).await?;
         self.state.stats.delivered(Transport::Ws, messages, payload);
+        if let Some(json) = last_message {
+            if let Some(tap) = self.state.taps.watching(self.room.name()) {
+                tap.store_delivery(Transport::Ws, ws_text_frame(&json));
+            }
+        }
         Ok(())
     }
 

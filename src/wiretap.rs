@@ -1,0 +1,284 @@
+//! The raw wire view: the exact bytes of the last delivery per transport in a
+//! room, and the last WebSocket opening handshake, for the demo page's wire
+//! panel and the slides.
+//!
+//! Capture is opt-in and costs nothing while nobody looks: `GET
+//! /rooms/{room}/wire` arms the room's tap for [`WATCH_FOR`]; until then
+//! the delivery paths pay one relaxed atomic load and the socket wrapper
+//! copies nothing.
+//!
+//! Where the bytes come from:
+//! - WebSocket frames and SSE chunks are rebuilt here from what the transport
+//!   hands the writer, framed exactly as tungstenite and hyper frame them
+//!   (an unmasked single frame; a `{len:X}\r\n...\r\n` chunk). A test checks
+//!   them against the bytes a raw TCP client received.
+//! - Poll responses and the WebSocket handshake are captured on the socket
+//!   itself by [`crate::wire::ConnWire`], since hyper writes their heads.
+
+use crate::message::now_millis;
+use crate::stats::Transport;
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+/// How long one look at the wire panel keeps capture on.
+pub const WATCH_FOR: Duration = Duration::from_secs(30);
+
+/// The taps of every room on this server.
+#[derive(Debug, Default)]
+pub struct WireTaps {
+    /// True while any room may be watched: the socket wrapper's only check.
+    armed: AtomicBool,
+    rooms: RwLock<HashMap<String, Arc<RoomTap>>>,
+}
+
+impl WireTaps {
+    /// Arms `room`'s tap for [`WATCH_FOR`] and returns it.
+    pub fn watch(&self, room: &str) -> Arc<RoomTap> {
+        let until = now_millis() + WATCH_FOR.as_millis() as u64;
+        let tap = {
+            let mut rooms = self.rooms.write().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(rooms.entry(room.to_owned()).or_default())
+        };
+        tap.watched_until.store(until, Relaxed);
+        self.armed.store(true, Relaxed);
+        tap
+    }
+
+    /// The room's tap if someone is watching it now.
+    pub fn watching(&self, room: &str) -> Option<Arc<RoomTap>> {
+        if !self.armed() {
+            return None;
+        }
+        let rooms = self.rooms.read().unwrap_or_else(|p| p.into_inner());
+        let now = now_millis();
+        if rooms.values().all(|t| t.watched_until.load(Relaxed) < now) {
+            // Nobody is watching any room any more: disarm the fast path.
+            self.armed.store(false, Relaxed);
+        }
+        rooms
+            .get(room)
+            .filter(|t| t.watched_until.load(Relaxed) >= now)
+            .cloned()
+    }
+
+    /// Whether any capture may be wanted (one relaxed load).
+    pub fn armed(&self) -> bool {
+        self.armed.load(Relaxed)
+    }
+}
+
+/// The samples of one room.
+#[derive(Debug, Default)]
+pub struct RoomTap {
+    watched_until: AtomicU64,
+    samples: Mutex<HashMap<&'static str, Sample>>,
+}
+
+/// Bytes as they crossed the socket.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub at: u64,
+    /// What the client sent, where the sample is a request and its answer.
+    pub request: Option<Bytes>,
+    /// What the server wrote.
+    pub response: Bytes,
+}
+
+impl RoomTap {
+    pub fn store(&self, kind: &'static str, request: Option<Bytes>, response: Bytes) {
+        let sample = Sample {
+            at: now_millis(),
+            request,
+            response,
+        };
+        self.samples
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(kind, sample);
+    }
+
+    pub fn store_delivery(&self, transport: Transport, response: Bytes) {
+        self.store(transport.name(), None, response);
+    }
+
+    /// The wire panel's JSON.
+    pub fn to_json(&self, room: &str) -> serde_json::Value {
+        let samples = self
+            .samples
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut out = serde_json::json!({
+            "room": room,
+            "watching_for_ms": WATCH_FOR.as_millis() as u64,
+        });
+        for (kind, sample) in samples {
+            let mut v = serde_json::json!({
+                "at": sample.at,
+                "response_text": String::from_utf8_lossy(&sample.response),
+                "response_hex": hex(&sample.response),
+                "response_len": sample.response.len(),
+            });
+            if let Some(request) = &sample.request {
+                v["request_text"] = String::from_utf8_lossy(request).into();
+                v["request_hex"] = hex(request).into();
+                v["request_len"] = request.len().into();
+            }
+            match kind {
+                "ws" => v["frame"] = serde_json::to_value(decode_frame(&sample.response)).unwrap(),
+                "handshake" => {
+                    if let Some(request) = &sample.request {
+                        v["accept"] = handshake_accept(request, &sample.response);
+                    }
+                }
+                _ => {}
+            }
+            out[kind] = v;
+        }
+        out
+    }
+}
+
+/// The frame a server writes for one text message: FIN set, opcode 1, no
+/// mask (RFC 6455 5.1: only clients mask), then the payload length in 7,
+/// 7+16 or 7+64 bits.
+pub fn ws_text_frame(payload: &[u8]) -> Bytes {
+    let mut frame = BytesMut::with_capacity(payload.len() + 10);
+    frame.put_u8(0x80 | 0x1);
+    match payload.len() {
+        n if n <= 125 => frame.put_u8(n as u8),
+        n if n <= 0xFFFF => {
+            frame.put_u8(126);
+            frame.put_u16(n as u16);
+        }
+        n => {
+            frame.put_u8(127);
+            frame.put_u64(n as u64);
+        }
+    }
+    frame.put_slice(payload);
+    frame.freeze()
+}
+
+/// One body chunk as hyper frames it in `Transfer-Encoding: chunked`.
+pub fn http_chunk(data: &[u8]) -> Bytes {
+    let mut chunk = BytesMut::with_capacity(data.len() + 12);
+    chunk.put_slice(format!("{:X}\r\n", data.len()).as_bytes());
+    chunk.put_slice(data);
+    chunk.put_slice(b"\r\n");
+    chunk.freeze()
+}
+
+/// A WebSocket frame header, field by field.
+#[derive(Debug, Serialize)]
+pub struct FrameHeader {
+    pub fin: bool,
+    pub opcode: u8,
+    pub opcode_name: &'static str,
+    pub masked: bool,
+    pub payload_len: u64,
+    pub header_len: usize,
+    pub header_hex: String,
+}
+
+pub fn decode_frame(frame: &[u8]) -> Option<FrameHeader> {
+    let (&b0, &b1) = (frame.first()?, frame.get(1)?);
+    let masked = b1 & 0x80 != 0;
+    let (payload_len, mut header_len) = match b1 & 0x7F {
+        126 => (
+            u16::from_be_bytes(frame.get(2..4)?.try_into().ok()?) as u64,
+            4,
+        ),
+        127 => (u64::from_be_bytes(frame.get(2..10)?.try_into().ok()?), 10),
+        n => (n as u64, 2),
+    };
+    if masked {
+        header_len += 4;
+    }
+    let opcode = b0 & 0x0F;
+    Some(FrameHeader {
+        fin: b0 & 0x80 != 0,
+        opcode,
+        opcode_name: match opcode {
+            0x0 => "continuation",
+            0x1 => "text",
+            0x2 => "binary",
+            0x8 => "close",
+            0x9 => "ping",
+            0xA => "pong",
+            _ => "reserved",
+        },
+        masked,
+        payload_len,
+        header_len,
+        header_hex: hex(frame.get(..header_len)?),
+    })
+}
+
+/// `Sec-WebSocket-Key` from the request, `Sec-WebSocket-Accept` from the
+/// response, and the accept value worked out from the key (RFC 6455 4.2.2:
+/// base64 of the SHA-1 of the key followed by a fixed GUID).
+fn handshake_accept(request: &[u8], response: &[u8]) -> serde_json::Value {
+    let key = header_value(request, "sec-websocket-key");
+    let accept = header_value(response, "sec-websocket-accept");
+    let computed = key
+        .as_deref()
+        .map(|k| tokio_tungstenite::tungstenite::handshake::derive_accept_key(k.as_bytes()));
+    serde_json::json!({
+        "key": key,
+        "accept": accept,
+        "guid": "258EAFA5-E914-47DA-95CA-C5AB0DC85B11",
+        "computed": computed,
+        "formula": "base64(sha1(key + guid))",
+    })
+}
+
+fn header_value(head: &[u8], name: &str) -> Option<String> {
+    String::from_utf8_lossy(head).lines().find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_owned())
+    })
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 3);
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_through_the_decoder() {
+        for len in [0, 125, 126, 65_535, 65_536] {
+            let frame = ws_text_frame(&vec![b'a'; len]);
+            let header = decode_frame(&frame).unwrap();
+            assert!(header.fin && !header.masked);
+            assert_eq!((header.opcode, header.payload_len), (1, len as u64));
+            assert_eq!(frame.len(), header.header_len + len);
+        }
+    }
+
+    #[test]
+    fn accept_key_matches_the_rfc_example() {
+        // RFC 6455 section 1.3's worked example.
+        let request = b"GET / HTTP/1.1\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+        let response = b"HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+        let v = handshake_accept(request, response);
+        assert_eq!(v["computed"], v["accept"]);
+        assert_eq!(v["accept"], "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
+}
