@@ -138,7 +138,7 @@ async fn healthz() -> Json<serde_json::Value> {
 async fn stats(State(state): State<AppState>) -> Response {
     (
         [(header::CACHE_CONTROL, "no-store")],
-        Json(state.stats.to_json()),
+        Json(state.stats.to_json(&state.rooms)),
     )
         .into_response()
 }

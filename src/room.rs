@@ -13,6 +13,7 @@
 
 use crate::backbone::{Backbone, BackboneError, LogRead, RoomLog};
 use crate::message::{Control, Draft, DraftError, Online, Posted};
+use crate::stats::RoomCounters;
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -136,6 +137,7 @@ impl Rooms {
                 log,
                 feed,
                 presence: Presence::default(),
+                counters: RoomCounters::default(),
             })
         });
         Ok(Arc::clone(room))
@@ -146,13 +148,17 @@ impl Rooms {
         self.rooms.read().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Every room, in no particular order.
+    pub fn all(&self) -> Vec<Arc<Room>> {
+        self.read_map().values().cloned().collect()
+    }
+
     /// Publishes a presence event in each room whose presence changed since
     /// the last call. Called on a timer, so a burst of thousands of
     /// connections costs one presence event per room per tick, not one per
     /// connection (which would be quadratic in the room size).
     pub fn publish_presence(&self) {
-        let rooms: Vec<Arc<Room>> = self.read_map().values().cloned().collect();
-        for room in rooms {
+        for room in self.all() {
             room.publish_presence_if_changed();
         }
     }
@@ -166,6 +172,7 @@ pub struct Room {
     log: RoomLog,
     feed: broadcast::Sender<RoomEvent>,
     presence: Presence,
+    counters: RoomCounters,
 }
 
 /// Where a client wants to start reading.
@@ -208,6 +215,11 @@ impl Catchup {
 impl Room {
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// What this room delivered, per transport (kept by `stats.rs`).
+    pub fn counters(&self) -> &RoomCounters {
+        &self.counters
     }
 
     pub async fn post(&self, draft: Draft) -> Result<Arc<Posted>, RoomError> {

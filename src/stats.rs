@@ -4,6 +4,7 @@
 //! Every counter is a relaxed atomic: each is an independent tally that no
 //! reader needs to see in step with another, so no ordering is paid for.
 
+use crate::room::Rooms;
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -99,16 +100,23 @@ impl Stats {
         &self.per_transport[transport.index()]
     }
 
-    /// Records `messages` chat messages handed to a client, `payload` bytes
-    /// of message JSON in all.
-    pub fn delivered(&self, transport: Transport, messages: u64, payload: u64) {
-        let c = self.of(transport);
-        c.delivered.fetch_add(messages, Relaxed);
-        c.payload_bytes.fetch_add(payload, Relaxed);
+    /// Records `messages` chat messages handed to a client of `room`,
+    /// `payload` bytes of message JSON in all.
+    pub fn delivered(
+        &self,
+        room: &RoomCounters,
+        transport: Transport,
+        messages: u64,
+        payload: u64,
+    ) {
+        for c in [self.of(transport), room.of(transport)] {
+            c.delivered.fetch_add(messages, Relaxed);
+            c.payload_bytes.fetch_add(payload, Relaxed);
+        }
     }
 
     /// The `/stats` body.
-    pub fn to_json(&self) -> serde_json::Value {
+    pub fn to_json(&self, rooms: &Rooms) -> serde_json::Value {
         let mut transports = serde_json::Map::new();
         for t in Transport::ALL {
             let s = self.of(t).snapshot();
@@ -131,6 +139,43 @@ impl Stats {
                 .insert("per_message".into(), derived);
             transports.insert(t.name().into(), v);
         }
-        serde_json::json!({ "transports": transports })
+        let mut per_room = serde_json::Map::new();
+        for room in rooms.all() {
+            per_room.insert(
+                room.name().to_owned(),
+                room.counters().to_json(room.online()),
+            );
+        }
+        serde_json::json!({ "transports": transports, "rooms": per_room })
+    }
+}
+
+/// What one room delivered, per transport. Wire bytes are per connection,
+/// and a connection is not tied to one room, so they are counted per
+/// transport only.
+#[derive(Debug, Default)]
+pub struct RoomCounters {
+    per_transport: [Counters; 6],
+}
+
+impl RoomCounters {
+    fn of(&self, transport: Transport) -> &Counters {
+        &self.per_transport[transport.index()]
+    }
+
+    fn to_json(&self, online: crate::message::Online) -> serde_json::Value {
+        let mut delivered = serde_json::Map::new();
+        let mut payload = serde_json::Map::new();
+        for t in [
+            Transport::Ws,
+            Transport::Sse,
+            Transport::LongPoll,
+            Transport::Poll,
+        ] {
+            let c = self.of(t);
+            delivered.insert(t.name().into(), c.delivered.load(Relaxed).into());
+            payload.insert(t.name().into(), c.payload_bytes.load(Relaxed).into());
+        }
+        serde_json::json!({ "online": online, "delivered": delivered, "payload_bytes": payload })
     }
 }

@@ -106,7 +106,10 @@ async fn websocket_counters_match_the_client_socket() {
         }
     }
     counters_match(&server, "ws", &meter).await;
-    assert_eq!(server.stats().await["transports"]["ws"]["delivered"], 5);
+    let stats = server.stats().await;
+    assert_eq!(stats["transports"]["ws"]["delivered"], 5);
+    assert_eq!(stats["rooms"]["bytes"]["delivered"]["ws"], 5);
+    assert_eq!(stats["rooms"]["bytes"]["online"]["ws"], 1);
 }
 
 #[tokio::test]

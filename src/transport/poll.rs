@@ -58,9 +58,12 @@ pub async fn poll(
             _ = state.shutdown.cancelled() => break,
         }
     }
-    state
-        .stats
-        .delivered(transport, body.messages as u64, body.payload as u64);
+    state.stats.delivered(
+        room.counters(),
+        transport,
+        body.messages as u64,
+        body.payload as u64,
+    );
     if body.messages > 0 {
         if let (Some(tap), Some(conn)) = (state.taps.watching(room.name()), &peer.1) {
             conn.wire.capture_exchange(move |request, response| {

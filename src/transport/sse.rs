@@ -114,9 +114,12 @@ impl EventStream {
                 None
             };
         }
-        self.state
-            .stats
-            .delivered(Transport::Sse, messages, payload);
+        self.state.stats.delivered(
+            self.subscription.room().counters(),
+            Transport::Sse,
+            messages,
+            payload,
+        );
         let chunk = chunk.freeze();
         if messages > 0 {
             let room = self.subscription.room().name();

@@ -239,7 +239,9 @@ impl Session {
             };
         }
         self.write(sink, batch).await?;
-        self.state.stats.delivered(Transport::Ws, messages, payload);
+        self.state
+            .stats
+            .delivered(self.room.counters(), Transport::Ws, messages, payload);
         if let Some(json) = last_message {
             if let Some(tap) = self.state.taps.watching(self.room.name()) {
                 tap.store_delivery(Transport::Ws, ws_text_frame(&json));
