@@ -9,6 +9,7 @@
 //! - [`app`]: `AppState` and the router; [`error`]: errors to HTTP, in one place;
 //! - [`server`]: `run(listener, state, shutdown)` with graceful shutdown;
 //! - [`wire`] and [`stats`]: byte accounting on the real sockets, per transport;
+//! - [`wirecost`]: bytes per message per transport, from the accounting;
 //! - [`wiretap`]: the raw wire view, exact bytes captured only while watched;
 //! - [`client`]: a Rust client per transport, shared by tests, loadgen, benches;
 //! - [`config`]: every server option and its default.
@@ -24,6 +25,7 @@ pub mod server;
 pub mod stats;
 pub mod transport;
 pub mod wire;
+pub mod wirecost;
 pub mod wiretap;
 
 pub use app::{app, AppState};

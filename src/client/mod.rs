@@ -175,10 +175,12 @@ impl Subscriber {
         Ok(match kind {
             Kind::Ws => Self::Ws(ws::WsClient::connect(target, resume).await?),
             Kind::Sse => Self::Sse(sse::SseClient::connect(target, resume).await?),
-            Kind::LongPoll => Self::Poll(poll::PollClient::new(target, resume, 25)),
-            Kind::Poll => {
-                Self::Poll(poll::PollClient::new(target, resume, 0).with_interval(poll_interval))
-            }
+            Kind::LongPoll => Self::Poll(poll::PollClient::connect(target, resume, 25).await?),
+            Kind::Poll => Self::Poll(
+                poll::PollClient::connect(target, resume, 0)
+                    .await?
+                    .with_interval(poll_interval),
+            ),
         })
     }
 

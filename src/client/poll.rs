@@ -61,6 +61,20 @@ impl PollClient {
         }
     }
 
+    /// Like [`PollClient::new`], but "from now" is pinned at connect time:
+    /// without a `since`, one short poll learns the room's latest id and
+    /// epoch (the poll's `hello`), so messages posted between connecting and
+    /// the first real poll are not skipped.
+    pub async fn connect(target: &Target, resume: &Resume, wait: u64) -> Result<Self> {
+        let mut client = Self::new(target, resume, 0);
+        if client.since.is_none() {
+            client.poll_once().await?;
+            client.polls = 0;
+        }
+        client.wait = wait;
+        Ok(client)
+    }
+
     pub fn with_interval(mut self, interval: Duration) -> Self {
         self.interval = interval;
         self
