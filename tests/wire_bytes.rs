@@ -137,7 +137,9 @@ async fn sse_counters_match_the_client_socket() {
             + usize::from(chunk.starts_with(b"id: "));
     }
     counters_match(&server, "sse", &meter).await;
-    assert_eq!(server.stats().await["transports"]["sse"]["delivered"], 5);
+    let stats = server.stats().await;
+    assert_eq!(stats["transports"]["sse"]["delivered"], 5);
+    assert_eq!(stats["transports"]["sse"]["connections_open"], 1);
 }
 
 #[tokio::test]
