@@ -7,26 +7,12 @@ mod common;
 use common::*;
 use futures_util::StreamExt;
 use skyrocket::wire::{ByteCount, Counted};
-use skyrocket::Config;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
 type Socket = BufReader<Counted<TcpStream, ByteCount>>;
-
-/// No traffic but what the test causes: no presence events, pings or
-/// keepalives during the run.
-fn quiet() -> Config {
-    let mut config = Config {
-        presence_interval: Duration::from_secs(3600),
-        ..Config::default()
-    };
-    config.ws.ping_interval = Duration::from_secs(3600);
-    config.sse.keepalive = Duration::from_secs(3600);
-    config
-}
 
 async fn counted_socket(server: &TestServer) -> (Socket, Arc<ByteCount>) {
     let meter = Arc::new(ByteCount::default());
@@ -89,7 +75,7 @@ async fn post_messages(server: &TestServer, count: usize) {
 
 #[tokio::test]
 async fn websocket_counters_match_the_client_socket() {
-    let server = TestServer::with_config(quiet()).await;
+    let server = TestServer::with_config(quiet_config()).await;
     let meter = Arc::new(ByteCount::default());
     let tcp = Counted::new(
         TcpStream::connect(server.addr).await.unwrap(),
@@ -114,7 +100,7 @@ async fn websocket_counters_match_the_client_socket() {
 
 #[tokio::test]
 async fn sse_counters_match_the_client_socket() {
-    let server = TestServer::with_config(quiet()).await;
+    let server = TestServer::with_config(quiet_config()).await;
     post_messages(&server, 5).await;
     let (mut socket, meter) = counted_socket(&server).await;
     let request = "GET /rooms/bytes/sse?since=0 HTTP/1.1\r\nHost: test\r\n\r\n";
@@ -145,7 +131,7 @@ async fn sse_counters_match_the_client_socket() {
 #[tokio::test]
 async fn poll_counters_match_the_client_socket() {
     for (transport, wait) in [("poll", 0), ("longpoll", 5)] {
-        let server = TestServer::with_config(quiet()).await;
+        let server = TestServer::with_config(quiet_config()).await;
         let (mut socket, meter) = counted_socket(&server).await;
         post_messages(&server, 3).await;
         let get = |since: u64| {
@@ -167,7 +153,7 @@ async fn poll_counters_match_the_client_socket() {
 
 #[tokio::test]
 async fn send_counters_match_the_client_socket() {
-    let server = TestServer::with_config(quiet()).await;
+    let server = TestServer::with_config(quiet_config()).await;
     let (mut socket, meter) = counted_socket(&server).await;
     for i in 0..3 {
         let body = format!(r#"{{"user":"ada","text":"m{i}"}}"#);
@@ -183,7 +169,7 @@ async fn send_counters_match_the_client_socket() {
 
 #[tokio::test]
 async fn a_websocket_frame_costs_the_payload_plus_its_rfc_6455_header() {
-    let server = TestServer::with_config(quiet()).await;
+    let server = TestServer::with_config(quiet_config()).await;
     let url = format!("ws://{}/rooms/bytes/ws", server.addr);
     let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     let mut delivered = 0;

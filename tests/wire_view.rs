@@ -8,9 +8,7 @@ use common::*;
 use futures_util::StreamExt;
 use skyrocket::wire::{Counted, Meter};
 use skyrocket::wiretap::hex;
-use skyrocket::Config;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -39,23 +37,8 @@ impl Recorder {
     }
 }
 
-fn quiet() -> Config {
-    let mut config = Config {
-        presence_interval: Duration::from_secs(3600),
-        ..Config::default()
-    };
-    config.ws.ping_interval = Duration::from_secs(3600);
-    config.sse.keepalive = Duration::from_secs(3600);
-    config
-}
-
 async fn wire_view(server: &TestServer) -> serde_json::Value {
-    reqwest::get(format!("{}/rooms/tap/wire", server.base()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    server.get_json("/rooms/tap/wire").await
 }
 
 async fn recorded_socket(server: &TestServer) -> (Counted<TcpStream, Recorder>, Arc<Recorder>) {
@@ -66,7 +49,7 @@ async fn recorded_socket(server: &TestServer) -> (Counted<TcpStream, Recorder>, 
 
 #[tokio::test]
 async fn the_websocket_handshake_and_frame_match_the_raw_bytes() {
-    let server = TestServer::with_config(quiet()).await;
+    let server = TestServer::with_config(quiet_config()).await;
     wire_view(&server).await; // open the view: capture starts
     let (tcp, recorder) = recorded_socket(&server).await;
     let url = format!("ws://{}/rooms/tap/ws", server.addr);
@@ -110,7 +93,7 @@ async fn the_websocket_handshake_and_frame_match_the_raw_bytes() {
 
 #[tokio::test]
 async fn the_sse_chunk_matches_the_raw_bytes() {
-    let server = TestServer::with_config(quiet()).await;
+    let server = TestServer::with_config(quiet_config()).await;
     wire_view(&server).await;
     let (mut tcp, recorder) = recorded_socket(&server).await;
     tcp.write_all(b"GET /rooms/tap/sse HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -143,7 +126,7 @@ async fn the_sse_chunk_matches_the_raw_bytes() {
 #[tokio::test]
 async fn poll_exchanges_match_the_raw_bytes() {
     for (kind, wait) in [("poll", 0), ("longpoll", 5)] {
-        let server = TestServer::with_config(quiet()).await;
+        let server = TestServer::with_config(quiet_config()).await;
         wire_view(&server).await;
         server
             .target("tap")
@@ -166,7 +149,7 @@ async fn poll_exchanges_match_the_raw_bytes() {
 
 #[tokio::test]
 async fn nothing_is_captured_until_the_view_is_opened() {
-    let server = TestServer::with_config(quiet()).await;
+    let server = TestServer::with_config(quiet_config()).await;
     let mut client = subscribe(
         skyrocket::client::Kind::Ws,
         &server.target("tap"),

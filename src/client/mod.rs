@@ -10,6 +10,7 @@ pub mod ws;
 
 use crate::message::{Draft, Event};
 use crate::room::Resume;
+use crate::stats::Transport;
 use std::time::Duration;
 
 /// The four receiving transports, as a client names them.
@@ -24,12 +25,17 @@ pub enum Kind {
 impl Kind {
     pub const ALL: [Kind; 4] = [Kind::Ws, Kind::Sse, Kind::LongPoll, Kind::Poll];
 
+    /// The server's name for it, as `/stats` reports it.
     pub fn name(self) -> &'static str {
+        self.transport().name()
+    }
+
+    pub fn transport(self) -> Transport {
         match self {
-            Self::Ws => "ws",
-            Self::Sse => "sse",
-            Self::LongPoll => "longpoll",
-            Self::Poll => "poll",
+            Self::Ws => Transport::Ws,
+            Self::Sse => Transport::Sse,
+            Self::LongPoll => Transport::LongPoll,
+            Self::Poll => Transport::Poll,
         }
     }
 }

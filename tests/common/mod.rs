@@ -64,13 +64,30 @@ impl TestServer {
     }
 
     pub async fn stats(&self) -> serde_json::Value {
-        reqwest::get(format!("{}/stats", self.base()))
+        self.get_json("/stats").await
+    }
+
+    /// `GET path` on this server, parsed as JSON.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        reqwest::get(format!("{}{path}", self.base()))
             .await
             .unwrap()
             .json()
             .await
             .unwrap()
     }
+}
+
+/// A server that sends nothing the test did not cause: no presence events,
+/// pings or keepalives during the run, so byte counts are exact.
+pub fn quiet_config() -> Config {
+    let mut config = Config {
+        presence_interval: Duration::from_secs(3600),
+        ..Config::default()
+    };
+    config.ws.ping_interval = Duration::from_secs(3600);
+    config.sse.keepalive = Duration::from_secs(3600);
+    config
 }
 
 /// Awaits `future`, failing the test if it takes longer than `limit`.
