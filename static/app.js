@@ -61,6 +61,11 @@ const MAX_ITEMS = 400;                          // lines kept per pane; older on
 const BACKOFF_FIRST_MS = 250;
 const BACKOFF_CAP_MS = 5000;
 
+const SPARK_BARS = 30;                          // messages in a pane's latency sparkline
+const SPARK_MAX_MS = 10000;                     // top of its (log) scale
+const WIRE_POLL_MS = 1000;                      // how often the open wire panel asks again
+const STATS_POLL_MS = 2000;
+
 const $ = (selector, root = document) => root.querySelector(selector);
 
 // Builds an element. Children that are strings become Text nodes (that is
@@ -71,6 +76,15 @@ function el(tag, attrs = {}, ...children) {
   for (const [name, value] of Object.entries(attrs)) {
     if (value !== undefined && value !== null) node.setAttribute(name, String(value));
   }
+  node.append(...children);
+  return node;
+}
+
+// The same for SVG, which lives in its own XML namespace: an element made
+// with createElement('rect') would be an unknown HTML element and not draw.
+function svgEl(tag, attrs = {}, ...children) {
+  const node = document.createElementNS('http://www.w3.org/2000/svg', tag);
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
   node.append(...children);
   return node;
 }
@@ -309,6 +323,9 @@ class Pane {
     this.stateEl = $('.state', root);
     this.latencyEl = $('.latency', root);
     this.costEl = $('.cost', root);
+    this.sparkEl = $('.spark', root);
+    this.sparkLastEl = $('.spark-last', root);
+    this.wirecostEl = $('.wirecost', root);
     this.form = $('.compose', root);
     if (key === 'single') {
       this.form.remove();              // single mode uses the main #compose
@@ -330,6 +347,7 @@ class Pane {
     this.historyUpTo = 0;              // ids up to this came as history, not live
     this.counts = { messages: 0, requests: 0, dupes: 0 };
     this.latencies = [];
+    this.shown = [];                   // sparkline: [{ms, mine}] of the last SPARK_BARS messages shown
     this.sentAt.clear();
     this.queue = [];                   // nothing of the old room may still be drawn
     cancelAnimationFrame(this.frame);
@@ -337,11 +355,18 @@ class Pane {
     this.list.replaceChildren();
     this.renderCost();
     this.latencyEl.textContent = '';
+    this.drawSpark();
   }
 
   showTransport() {
     this.root.dataset.transport = this.transport;
     $('.name', this.root).textContent = LABELS[this.transport];
+    // The sparkline and the server-wide figures belong to the transport,
+    // not to the pane: start them afresh, and show the new transport's
+    // figures now rather than at the next /stats refresh.
+    this.shown = [];
+    this.drawSpark();
+    this.renderWireCost(this.page.lastStats && this.page.lastStats[this.transport]);
   }
 
   start() {
@@ -489,19 +514,25 @@ class Pane {
     const list = this.list;
     const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 48;
     const shownAt = performance.now();
+    const shownWall = Date.now();
     const fragment = document.createDocumentFragment();
+    let drawn = false;
     for (const item of this.queue) {
-      fragment.append(item.note !== undefined
-        ? el('li', { class: `note ${item.kind}` }, item.note)
-        : this.renderMessage(item.message, item.latency, shownAt));
+      if (item.note !== undefined) {
+        fragment.append(el('li', { class: `note ${item.kind}` }, item.note));
+        continue;
+      }
+      fragment.append(this.renderMessage(item.message, item.latency, shownAt, shownWall));
+      drawn = true;
     }
     this.queue = [];
     list.append(fragment);
+    if (drawn) this.drawSpark();
     while (list.childElementCount > MAX_ITEMS) list.firstElementChild.remove();
     if (atBottom) list.scrollTop = list.scrollHeight;
   }
 
-  renderMessage(m, latency, shownAt) {
+  renderMessage(m, latency, shownAt, shownWall) {
     const mine = this.sentAt.has(m.client_id);
     const meta = [];
     meta.push(el('span', { class: 'lat' }, latency === null ? 'history' : formatMs(latency)));
@@ -511,6 +542,12 @@ class Pane {
       const rtt = shownAt - this.sentAt.get(m.client_id);
       this.sentAt.delete(m.client_id);
       meta.push(el('span', { class: 'rtt', title: 'from Send to shown here' }, `↺ ${formatMs(rtt)}`));
+      this.pushSpark(rtt, true);
+    } else if (latency !== null) {
+      // Someone else's message: we never saw their click, so the nearest
+      // "send" we know is the server's receive time (ts). Measured at
+      // display, not at receipt, so it includes the wait for a frame.
+      this.pushSpark(shownWall - m.ts, false);
     }
     // Every piece of user data goes in as a text child of el(): never HTML.
     return el('li', { class: mine ? 'msg mine' : 'msg', 'data-id': m.id, 'data-epoch': this.epoch, 'data-user': m.user },
@@ -518,6 +555,55 @@ class Pane {
       el('span', { class: 'user' }, m.user),
       el('span', { class: 'text' }, m.text),
       el('span', { class: 'meta' }, ...meta));
+  }
+
+  pushSpark(ms, mine) {
+    this.shown.push({ ms: Math.max(0, ms), mine });
+    if (this.shown.length > SPARK_BARS) this.shown.shift();
+  }
+
+  // The latency sparkline, drawn by hand as SVG rects: one bar per message,
+  // newest on the right. The scale is logarithmic and the same in every
+  // pane (1 ms at the bottom, 10 s at the top, faint lines at 10 ms, 100 ms
+  // and 1 s), so side by side a WebSocket's 2 ms and a short poll's 600 ms
+  // are both visible and can be compared by eye: a per-pane linear scale
+  // would draw both as the same tall bars.
+  drawSpark() {
+    const svg = this.sparkEl;
+    const W = 300, H = 30;
+    const y = (ms) => H - H * (Math.log10(Math.min(Math.max(ms, 1), SPARK_MAX_MS)) / Math.log10(SPARK_MAX_MS));
+    const nodes = [];
+    for (const line of [10, 100, 1000]) {
+      nodes.push(svgEl('line', { x1: 0, x2: W, y1: y(line), y2: y(line), class: 'grid' }));
+    }
+    const slot = W / SPARK_BARS;
+    const offset = SPARK_BARS - this.shown.length;       // right-aligned: newest at the right edge
+    this.shown.forEach(({ ms, mine }, i) => {
+      const top = Math.min(y(ms), H - 2);                // even 0 ms gets a visible stub
+      const rect = svgEl('rect', { x: (offset + i) * slot + 1, y: top, width: slot - 2, height: H - top, class: mine ? 'mine' : 'other' });
+      rect.append(svgEl('title', {}, `${formatMs(ms)}${mine ? ' (own send: click to shown)' : ' (server ts to shown)'}`));
+      nodes.push(rect);
+    });
+    svg.replaceChildren(...nodes);
+    svg.dataset.count = String(this.shown.length);
+    const last = this.shown[this.shown.length - 1];
+    this.sparkLastEl.textContent = last ? formatMs(last.ms) : '';
+  }
+
+  // The transport's cost per delivered message, from /stats. These count
+  // every client of this transport on the server, not only this pane: the
+  // browser cannot see a WebSocket's or an SSE stream's bytes, the server can.
+  renderWireCost(s) {
+    const label = `server-wide, all ${SHORT_LABELS[this.transport]} clients`;
+    const pm = s && s.per_message;
+    const bytes = (x) => (x === null || x === undefined ? '–' : `${Math.round(x)} B`);
+    this.wirecostEl.title = `GET /stats, ${label}: wire bytes per message delivered, down (server to client) and up (client to server), and HTTP requests per message`;
+    this.wirecostEl.replaceChildren(
+      el('span', { 'data-k': 'down', title: 'wire bytes server→client per message delivered' }, `↓${bytes(pm && pm.wire_bytes_out_per_message)}`),
+      el('span', { 'data-k': 'up', title: 'wire bytes client→server per message delivered' }, `↑${bytes(pm && pm.wire_bytes_in_per_message)}`),
+      el('span', { 'data-k': 'rpm' }, `${pm && pm.requests_per_message !== null && pm.requests_per_message !== undefined ? Number(pm.requests_per_message).toFixed(2) : '–'} req`),
+      el('span', { class: 'scope' }, `per msg, ${label}`),
+    );
   }
 
   renderCost() {
@@ -567,41 +653,384 @@ class Pane {
 // These count every byte on the sockets of each transport, headers and
 // framing included, which is the honest cost of a message. /stats requests
 // themselves are charged to "other", so watching does not skew the numbers.
+//
+// Each transport gets two bars, wire bytes out per message and requests per
+// message, each scaled to the largest of the four: a bar reads from the back
+// of the room where a column of digits does not. The digits stay beside the
+// bars for whoever is close enough. The same /stats answer is handed to the
+// panes (onStats) for their per-pane server-wide figures, so there is one
+// poll, not five.
 // ---------------------------------------------------------------------------
 
-function startTotals(container) {
+function startTotals(container, onStats) {
   const cells = {};
-  for (const t of [...TRANSPORTS, 'send']) {
+  const bar = (kind) => el('span', { class: `tbar ${kind}` }, el('i'));
+  container.append(el('span', { class: 'totals-key' },
+    el('b', {}, 'Per message, server-wide'),
+    el('span', { class: 'key-bytes' }, 'bytes out'),
+    el('span', { class: 'key-reqs' }, 'requests')));
+  for (const t of TRANSPORTS) {
     cells[t] = el('span', { class: 'total', 'data-transport': t },
-      el('b', {}, t === 'send' ? 'POST' : SHORT_LABELS[t]),
+      el('b', {}, SHORT_LABELS[t]),
+      bar('bytes'),
       el('span', { class: 'bpm', title: 'wire bytes out per message delivered' }, '–'),
+      bar('reqs'),
       el('span', { class: 'rpm', title: 'HTTP requests per message delivered' }, '–'));
     container.append(cells[t]);
   }
-  const number = (x, digits) => (x === null || x === undefined ? '–' : Number(x).toFixed(digits));
+  // Sends deliver nothing, so they get no bar: a count and bytes per request.
+  cells.send = el('span', { class: 'total', 'data-transport': 'send' },
+    el('b', {}, 'POST'),
+    el('span', { class: 'bpm', title: 'messages sent with POST /rooms/{room}/messages' }, '–'),
+    el('span', { class: 'rpm', title: 'wire bytes in per POST request' }, ''));
+  container.append(cells.send);
+
+  const present = (x) => x !== null && x !== undefined;
+  const setBar = (cell, kind, value, max) => {
+    // width as a share of the largest; an unknown value draws no bar at all.
+    const share = present(value) && max > 0 ? Math.max(value / max, 0.01) : 0;
+    $(`.tbar.${kind} i`, cell).style.width = `${(share * 100).toFixed(1)}%`;
+  };
 
   async function refresh() {
     try {
       const response = await fetch('/stats', { cache: 'no-store' });
       const { transports } = await response.json();
+      const pm = (t) => transports[t].per_message;
+      const maxBytes = Math.max(0, ...TRANSPORTS.map((t) => pm(t).wire_bytes_out_per_message || 0));
+      const maxReqs = Math.max(0, ...TRANSPORTS.map((t) => pm(t).requests_per_message || 0));
       for (const t of TRANSPORTS) {
         const s = transports[t];
-        $('.bpm', cells[t]).textContent = `${number(s.per_message.wire_bytes_out_per_message, 0)} B/msg`;
-        $('.rpm', cells[t]).textContent = `${number(s.per_message.requests_per_message, 2)} req/msg`;
-        cells[t].title = `${s.connections_open} connections open, ${s.delivered} messages delivered`;
+        const bytes = s.per_message.wire_bytes_out_per_message;
+        const reqs = s.per_message.requests_per_message;
+        $('.bpm', cells[t]).textContent = present(bytes) ? `${Math.round(bytes)} B` : '– B';
+        $('.rpm', cells[t]).textContent = present(reqs) ? `${Number(reqs).toFixed(2)} req` : '– req';
+        setBar(cells[t], 'bytes', bytes, maxBytes);
+        setBar(cells[t], 'reqs', reqs, maxReqs);
+        cells[t].title = `${LABELS[t]}, all clients on this server: ${s.connections_open} connections open, `
+          + `${s.delivered} messages delivered, ${s.requests} requests, `
+          + `${s.wire_bytes_out} bytes out, ${s.wire_bytes_in} bytes in`;
       }
-      // Sends deliver nothing, so per-message figures are per request here.
       const send = transports.send;
       $('.bpm', cells.send).textContent = `${send.requests} sent`;
       $('.rpm', cells.send).textContent = send.requests
         ? `${Math.round(send.wire_bytes_in / send.requests)} B in/req` : '';
       container.dataset.state = 'ok';
+      onStats(transports);
     } catch {
       container.dataset.state = 'unreachable';   // e.g. while the server restarts
     }
   }
   refresh();
-  setInterval(refresh, 2000);
+  setInterval(refresh, STATS_POLL_MS);
+}
+
+// ---------------------------------------------------------------------------
+// 4b. Wire panel: the exact bytes of the last delivery on one transport.
+//
+// GET /rooms/{room}/wire answers with a sample per transport (only those
+// that delivered something while watched). Asking is also what arms the
+// capture, for 30 s, so the panel asks every second while it is open and
+// capture stops by itself soon after it closes: nobody pays for it then.
+//
+// Everything from the server goes in as text (el() children, textContent):
+// the bytes are arbitrary, and a chat message is user input.
+// ---------------------------------------------------------------------------
+
+const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';   // RFC 6455 section 1.3
+const OPCODES = { 0: 'continuation', 1: 'text', 2: 'binary', 8: 'close', 9: 'ping', 10: 'pong' };
+
+// "81 7e 00 ca" -> Uint8Array [0x81, 0x7e, 0x00, 0xca]. The hex is the
+// ground truth; the *_text fields are a lossy UTF-8 reading of the same bytes.
+function hexToBytes(hex) {
+  const parts = (hex || '').trim().split(/\s+/).filter(Boolean);
+  return Uint8Array.from(parts, (h) => parseInt(h, 16));
+}
+
+// Byte offset of a string index: the hex dump counts bytes, JS strings
+// count UTF-16 units, and a message may hold "é" (2 bytes) or emoji (4).
+const byteLength = (text) => new TextEncoder().encode(text).length;
+
+// An xxd-style dump: offset, 16 bytes (a gap after 8), and their ASCII.
+// `marks` is a list of [from, to, class] byte ranges to highlight (framing
+// and headers, as opposed to payload). One <div> per line, one <span> per
+// run of same-class bytes, so a few KiB of hex stays a few hundred nodes.
+function hexDump(bytes, marks = []) {
+  const classOf = (i) => { for (const [from, to, cls] of marks) if (i >= from && i < to) return cls; return ''; };
+  const width = Math.max(4, bytes.length.toString(16).length);
+  const block = el('div', { class: 'hexdump', 'data-len': bytes.length });
+  for (let line = 0; line < bytes.length; line += 16) {
+    const row = el('div', { class: 'hexline' }, el('span', { class: 'off' }, line.toString(16).padStart(width, '0')));
+    const hexRuns = [];
+    const asciiRuns = [];
+    for (let i = line; i < Math.min(line + 16, bytes.length); i++) {
+      const cls = classOf(i);
+      const sep = i === line ? ' ' : i === line + 8 ? '  ' : ' ';
+      const hex = bytes[i].toString(16).padStart(2, '0');
+      const ch = bytes[i] >= 0x20 && bytes[i] < 0x7f ? String.fromCharCode(bytes[i]) : '.';
+      // The separator before a byte belongs to the previous run, so a
+      // highlighted run starts exactly at its first digit.
+      if (hexRuns.length) hexRuns[hexRuns.length - 1].text += sep; else hexRuns.push({ cls: '', text: sep });
+      const lastHex = hexRuns[hexRuns.length - 1];
+      if (lastHex.cls === cls) lastHex.text += hex; else hexRuns.push({ cls, text: hex });
+      const lastAscii = asciiRuns[asciiRuns.length - 1];
+      if (lastAscii && lastAscii.cls === cls) lastAscii.text += ch; else asciiRuns.push({ cls, text: ch });
+    }
+    const filled = Math.min(16, bytes.length - line);
+    const pad = ' '.repeat((16 - filled) * 3 + (filled <= 8 ? 1 : 0) + 2);
+    for (const run of hexRuns) row.append(run.cls ? el('span', { class: run.cls }, run.text) : run.text);
+    row.append(pad);
+    for (const run of asciiRuns) row.append(el('span', { class: `asc ${run.cls}`.trim() }, run.text));
+    block.append(row);
+  }
+  return block;
+}
+
+// HTTP text with its line ends made visible: "\r\n" and a lone "\n" are
+// shown as marker glyphs and then really broken, so the reader sees both
+// the layout and the exact bytes that make it.
+function visibleText(text, cls = 'wiretext') {
+  const pre = el('pre', { class: cls });
+  for (const part of text.split(/(\r\n|\n|\r)/)) {
+    if (part === '\r\n') pre.append(el('span', { class: 'eol crlf' }, '\\r\\n'), '\n');
+    else if (part === '\n') pre.append(el('span', { class: 'eol lf' }, '\\n'), '\n');
+    else if (part === '\r') pre.append(el('span', { class: 'eol cr' }, '\\r'));
+    else if (part) pre.append(part);
+  }
+  return pre;
+}
+
+// Where an HTTP message's head ends: the blank line "\r\n\r\n".
+function headEnd(bytes) {
+  for (let i = 0; i + 3 < bytes.length; i++) {
+    if (bytes[i] === 13 && bytes[i + 1] === 10 && bytes[i + 2] === 13 && bytes[i + 3] === 10) return i + 4;
+  }
+  return bytes.length;
+}
+
+const section = (title, ...children) => el('section', { class: 'wire-part' }, el('h3', {}, title), ...children);
+const clockTime = (ms) => new Date(ms).toLocaleTimeString([], { hour12: false }) + `.${String(ms % 1000).padStart(3, '0')}`;
+
+const WIRE_VIEWS = {
+  // A WebSocket frame: a 2-14 byte header, then the payload as is.
+  ws(sample) {
+    const bytes = hexToBytes(sample.response_hex);
+    const f = sample.frame || {};
+    const headerLen = f.header_len || 0;
+    const payload = new TextDecoder().decode(bytes.slice(headerLen));
+    const len7 = bytes.length > 1 ? bytes[1] & 0x7f : 0;
+    const lengthHow = len7 === 126 ? '7-bit field says 126: the real length is in the next 2 bytes'
+      : len7 === 127 ? '7-bit field says 127: the real length is in the next 8 bytes'
+        : 'fits in the 7-bit field';
+    const bits = (b) => (b === undefined ? '' : b.toString(2).padStart(8, '0'));
+    const field = (name, value, why) => el('div', { class: 'field', 'data-field': name },
+      el('dt', {}, name), el('dd', {}, el('b', {}, String(value)), ' ', why));
+    const fields = el('dl', { class: 'frame-fields' },
+      field('fin', f.fin ? 1 : 0, f.fin ? 'final fragment: the whole message is in this frame' : 'more fragments follow'),
+      field('opcode', `0x${(f.opcode ?? 0).toString(16)}`, f.opcode_name || OPCODES[f.opcode] || 'reserved'),
+      field('mask', f.masked ? 1 : 0, f.masked ? 'masked (client to server frames must be)' : 'not masked: server to client frames never are'),
+      field('payload_len', f.payload_len, lengthHow),
+      field('header_len', `${headerLen} B`, `of ${bytes.length} B on the wire: ${bytes.length ? Math.round((100 * headerLen) / bytes.length) : 0}% framing`));
+    return [
+      el('div', { class: 'wire-col' },
+        section('Frame header, decoded',
+          el('pre', { class: 'bits', title: 'first two bytes in binary: FIN RSV1-3 opcode | MASK payload-length' },
+            el('span', { class: 'hl' }, `${bits(bytes[0]).slice(0, 1)} ${bits(bytes[0]).slice(1, 4)} ${bits(bytes[0]).slice(4)}`),
+            '   ',
+            el('span', { class: 'hl' }, `${bits(bytes[1]).slice(0, 1)} ${bits(bytes[1]).slice(1)}`),
+            '\nF RSV opcode   M length'),
+          fields),
+        section(`Payload: ${bytes.length - headerLen} B of UTF-8 text`, el('pre', { class: 'wiretext payload' }, payload))),
+      el('div', { class: 'wire-col' },
+        section(`Frame bytes (${bytes.length} B; header highlighted: ${f.header_hex || ''})`, hexDump(bytes, [[0, headerLen, 'hl']]))),
+    ];
+  },
+
+  // An SSE event inside an HTTP/1.1 chunk: "<size in hex>\r\n<event>\r\n".
+  sse(sample) {
+    const bytes = hexToBytes(sample.response_hex);
+    const text = sample.response_text || '';
+    const sizeLine = /^([0-9A-Fa-f]+)\r\n/.exec(text);
+    const marks = [];
+    const notes = [];
+    if (sizeLine) {
+      const size = parseInt(sizeLine[1], 16);
+      marks.push([0, sizeLine[0].length, 'hl'], [bytes.length - 2, bytes.length, 'hl']);
+      notes.push(el('li', {}, el('code', {}, `${sizeLine[1]}\\r\\n`),
+        ` chunk size in hex: 0x${sizeLine[1]} = ${size} bytes follow (HTTP/1.1 chunked encoding, since the stream has no Content-Length)`));
+      notes.push(el('li', {}, el('code', {}, '\\r\\n'), ' at the end closes the chunk'));
+    }
+    // The event's own framing: the "id: N\n", "data: " and the blank line.
+    const data = text.indexOf('data: ');
+    if (data >= 0) {
+      const from = byteLength(text.slice(0, data));
+      marks.push([sizeLine ? sizeLine[0].length : 0, from + 6, 'hl2']);
+      const end = text.indexOf('\n\n', data);
+      if (end >= 0) marks.push([byteLength(text.slice(0, end)), byteLength(text.slice(0, end + 2)), 'hl2']);
+      notes.push(el('li', {}, el('code', {}, 'id:'), ' lets a reconnecting browser resume (Last-Event-ID); ',
+        el('code', {}, 'data:'), ' carries the message; a blank line ends the event'));
+    }
+    return [
+      el('div', { class: 'wire-col' },
+        section(`Event as sent (${bytes.length} B), line ends shown`, visibleText(text)),
+        section('What the framing is', el('ul', { class: 'wire-notes' }, ...notes))),
+      el('div', { class: 'wire-col' },
+        section('Bytes (chunk framing and event fields highlighted)', hexDump(bytes, marks))),
+    ];
+  },
+
+  longpoll: (sample) => httpExchange(sample),
+  poll: (sample) => httpExchange(sample),
+
+  // The opening handshake: an HTTP/1.1 GET with Upgrade, answered by 101.
+  handshake(sample, extra) {
+    const a = sample.accept || {};
+    const match = a.computed && a.accept && a.computed === a.accept;
+    const row = (label, value, cls) => el('div', { class: `accept-row ${cls || ''}`.trim() },
+      el('span', { class: 'accept-label' }, label), el('code', {}, value || '–'));
+    const sha = el('code', { class: 'sha1' }, 'computing…');
+    const browser = el('span', { class: 'browser-check' });
+    // Work it out again here, in the browser, when it lets us: WebCrypto
+    // exists only on secure origins (https, or localhost).
+    if (a.key && globalThis.crypto && crypto.subtle) {
+      crypto.subtle.digest('SHA-1', new TextEncoder().encode(a.key + (a.guid || WS_GUID))).then((digest) => {
+        const d = new Uint8Array(digest);
+        sha.textContent = [...d].map((b) => b.toString(16).padStart(2, '0')).join(' ');
+        const b64 = btoa(String.fromCharCode(...d));
+        browser.textContent = b64 === a.accept ? '✓ this browser gets the same' : `✗ this browser gets ${b64}`;
+        browser.dataset.match = String(b64 === a.accept);
+      }, () => { sha.textContent = '(20 bytes)'; });
+    } else {
+      sha.textContent = '(20 bytes; WebCrypto needs https or localhost to show them)';
+    }
+    return [
+      el('div', { class: 'wire-col' },
+        section(`Request: browser to server (${sample.request_len || 0} B)`, visibleText(sample.request_text || '')),
+        section(`Response: server to browser (${sample.response_len || 0} B)`, visibleText(sample.response_text || ''))),
+      el('div', { class: 'wire-col' },
+        section('Sec-WebSocket-Accept, worked out',
+          el('div', { class: 'accept', 'data-match': String(Boolean(match)) },
+            row('Sec-WebSocket-Key', a.key),
+            row('+ GUID', a.guid || WS_GUID),
+            el('div', { class: 'accept-row' }, el('span', { class: 'accept-label' }, '→ SHA-1'), sha),
+            row('→ base64', a.computed),
+            row('= Sec-WebSocket-Accept', a.accept, 'result'),
+            el('div', { class: 'accept-verdict' },
+              el('span', { class: 'check' }, match ? '✓' : '✗'),
+              match ? ' the server proved it read this handshake' : ' mismatch', ' ', browser),
+            el('p', { class: 'wire-why' }, 'Why: a server that is not speaking WebSocket cannot produce this value, so '
+              + 'a plain HTTP server or a cache cannot be mistaken for one. It is not security: the key is not secret.'))),
+        extra),
+    ];
+  },
+};
+
+// A whole poll: the request and the HTTP response, head and body.
+function httpExchange(sample) {
+  const response = hexToBytes(sample.response_hex);
+  const request = hexToBytes(sample.request_hex);
+  const head = headEnd(response);
+  const body = response.length - head;
+  return [
+    el('div', { class: 'wire-col' },
+      section(`Request (${sample.request_len || request.length} B, all of it overhead)`, visibleText(sample.request_text || '')),
+      section(`Response (${response.length} B: head ${head} B, body ${body} B)`, visibleText(sample.response_text || ''))),
+    el('div', { class: 'wire-col' },
+      section('Response bytes (status line and headers highlighted)', hexDump(response, [[0, head, 'hl']])),
+      section('Request bytes', hexDump(request, [[0, request.length, 'hl2']]))),
+  ];
+}
+
+function startWirePanel(page) {
+  const panel = $('#wire');
+  const toggle = $('#wire-toggle');
+  const select = $('#wire-transport');
+  const status = $('#wire-status');
+  const body = $('#wire-body');
+  let timer = 0;
+  let last = null;          // the last /wire answer
+  let drawn = '';           // what the body shows now: room, transport and sample time
+
+  function setOpen(open) {
+    panel.hidden = !open;
+    toggle.dataset.open = String(open);
+    toggle.setAttribute('aria-pressed', String(open));
+    document.body.dataset.wire = open ? 'open' : 'closed';
+    clearTimeout(timer);
+    if (open) { drawn = ''; refresh(); }
+  }
+
+  async function refresh() {
+    clearTimeout(timer);
+    const room = page.room();
+    try {
+      const response = await fetch(roomPath(room, 'wire'), { cache: 'no-store' });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      last = await response.json();
+      status.dataset.state = 'armed';
+      draw();
+    } catch {
+      status.dataset.state = 'unreachable';
+      status.textContent = 'server unreachable';
+    }
+    if (!panel.hidden) timer = setTimeout(refresh, WIRE_POLL_MS);
+  }
+
+  // Redraw only when there is something new to show, so a presenter who
+  // scrolled the hex dump is not thrown back to the top every second.
+  function draw() {
+    const kind = select.value;
+    panel.dataset.transport = kind;
+    const sample = last && last.room === page.room() ? last[kind] : undefined;
+    const key = `${page.room()} ${kind} ${sample ? sample.at : 'none'}`;
+    if (last) {
+      const age = sample ? ` · sample from ${clockTime(sample.at)}, ${Math.max(0, Math.round((Date.now() - sample.at) / 1000))} s ago` : '';
+      status.textContent = `capturing in ${last.room} for ${Math.round(last.watching_for_ms / 1000)} s (renewed each second while open)${age}`;
+    }
+    if (key === drawn) return;
+    drawn = key;
+    const handshakeButton = el('button', { id: 'wire-handshake', type: 'button' }, 'Open a fresh WebSocket now');
+    handshakeButton.addEventListener('click', openThrowawaySocket);
+    const extra = kind === 'handshake'
+      ? el('p', { class: 'wire-hint' }, 'A handshake is captured when a WebSocket opens while this panel is open. ', handshakeButton)
+      : null;
+    if (!sample) {
+      body.dataset.sample = 'none';
+      const why = kind === 'handshake'
+        ? [extra]
+        : [`No ${LABELS[kind]} delivery captured yet in this room. Capture starts when this panel opens: `,
+          `send a message (button above) while a ${LABELS[kind]} client is connected`,
+          page.mode() === 'single' && page.transport() !== kind ? ` (this page's single pane uses ${LABELS[page.transport()]}: switch it, or go side by side).` : '.'];
+      body.replaceChildren(el('p', { class: 'wire-empty' }, ...why));
+      return;
+    }
+    body.dataset.sample = 'yes';
+    body.replaceChildren(...WIRE_VIEWS[kind](sample, extra).filter(Boolean));
+  }
+
+  // A WebSocket that opens, gets its hello and closes: its handshake is the
+  // sample. The panes' own sockets opened before the panel did.
+  function openThrowawaySocket() {
+    const socket = new WebSocket(wsUrl(roomPath(page.room(), 'ws')));
+    socket.onmessage = () => socket.close(1000, 'handshake shown');
+    socket.onopen = () => setTimeout(refresh, 200);
+    setTimeout(() => socket.close(), 5000);
+  }
+
+  toggle.addEventListener('click', () => setOpen(panel.hidden));
+  select.addEventListener('change', draw);
+  $('#wire-send').addEventListener('click', async () => {
+    const user = page.nick() || 'wire';
+    await fetch(roomPath(page.room(), 'messages'), {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ user, text: `wire test ${clockTime(Date.now())}` }),
+    }).catch(() => {});
+    // Long and short polls deliver a little later: look again soon.
+    setTimeout(refresh, 300);
+  });
+  document.addEventListener('keydown', (e) => { if (e.key === 'Escape' && !panel.hidden) setOpen(false); });
+  return { setOpen, roomChanged() { drawn = ''; if (!panel.hidden) refresh(); } };
 }
 
 // ---------------------------------------------------------------------------
@@ -625,7 +1054,11 @@ function main() {
   transportSelect.value = firstTransport;
 
   let online = {};
+  let single = null;
   const page = {
+    lastStats: null,                     // the latest /stats "transports", for panes that switch
+    mode: () => mode,
+    transport: () => (single ? single.transport : firstTransport),
     room: () => room,
     nick: () => nickInput.value.trim(),
     pollInterval: () => Number(intervalInput.value),
@@ -639,7 +1072,7 @@ function main() {
 
   // One pane for single mode, four for side by side. Only the visible ones
   // are connected; a hidden pane keeps its cursor and resumes when shown.
-  const single = new Pane('single', firstTransport, page);
+  single = new Pane('single', firstTransport, page);
   const side = TRANSPORTS.map((t) => new Pane(t, t, page));
   const container = $('#panes');
   container.append(single.root, ...side.map((p) => p.root));
@@ -692,6 +1125,7 @@ function main() {
       pane.clear();
       if (wasRunning) pane.start();
     }
+    wire.roomChanged();
     updateUrl();
   });
 
@@ -711,7 +1145,12 @@ function main() {
   });
 
   applyMode();
-  startTotals($('#totals'));
+  const wire = startWirePanel(page);
+  if (params.get('wire') === 'open') wire.setOpen(true);
+  startTotals($('#totals'), (transports) => {
+    page.lastStats = transports;
+    for (const pane of [single, ...side]) pane.renderWireCost(transports[pane.transport]);
+  });
 }
 
 function loadNick() {
