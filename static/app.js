@@ -13,7 +13,10 @@
  *                       it does NOT retry, dedupe or render.
  *   3. Pane             owns one cursor (epoch + last id), dedupes by id,
  *                       renders, reconnects with backoff, and sends.
- *   4. totals strip     GET /stats every 2 s.
+ *   4. totals strip     GET /stats every 2 s: bars per transport, and the
+ *                       same figures handed to each pane.
+ *   4b. wire panel      GET /rooms/{room}/wire every 1 s while open: the exact
+ *                       bytes of the last delivery, decoded.
  *   5. page wiring      nick, room, transport switch, mode toggle.
  *
  * Hooks for browser tests (stable; extend, do not rename):
@@ -28,7 +31,31 @@
  *   #online                  presence: who is in the room, per transport
  *   #totals                  the /stats strip; one [data-transport] cell per
  *                            transport with .bpm (wire bytes out / message)
- *                            and .rpm (requests / message)
+ *                            and .rpm (requests / message), and bars
+ *                            .tbar.bytes i / .tbar.reqs i whose style.width
+ *                            is the share of the largest transport; a
+ *                            [data-transport="send"] cell has no bars
+ *   #wire-toggle             button: opens/closes #wire; data-open and
+ *                            aria-pressed "true"|"false"; <body data-wire>
+ *                            "open"|"closed". Escape also closes.
+ *   #wire                    the wire panel (hidden when closed); its
+ *                            data-transport = the view shown
+ *   #wire-transport          <select> ws | sse | longpoll | poll | handshake
+ *   #wire-status             "capture armed ..." and the sample's time;
+ *                            data-state armed | unreachable | loading
+ *   #wire-send               button: POSTs a test message to the room
+ *   #wire-body               data-sample "yes" | "none"; inside it:
+ *     .wire-empty            shown when no sample exists for the view yet
+ *     .hexdump[data-len]     xxd-style dump, .hexline per 16 bytes, .off
+ *                            offset; .hl = framing/headers, .hl2 = other
+ *                            overhead (SSE field names, a poll's request)
+ *     .frame-fields [data-field="fin"|"opcode"|"mask"|"payload_len"|"header_len"]
+ *                            the decoded WebSocket frame header (dd b = value)
+ *     .wiretext .eol         a visible \r\n / \n marker in HTTP text
+ *     .accept[data-match]    handshake: Sec-WebSocket-Accept worked out;
+ *                            .check is ✓ when computed == accept
+ *     #wire-handshake        button (handshake view): opens a throwaway
+ *                            WebSocket so a handshake gets captured
  *   [data-pane="single"]     the single-mode pane; its data-transport says
  *                            which transport it currently uses
  *   [data-pane="ws"|"sse"|"longpoll"|"poll"]   the side-by-side panes
@@ -43,8 +70,17 @@
  *                            .gap ("N messages missed"), .reset, .switch,
  *                            .error, .history (old history no longer kept)
  *     .cost [data-k]         counters: messages, requests, dupes
+ *     .spark                 SVG latency sparkline of the last 30 messages
+ *                            shown (log scale 1 ms..10 s, same in every
+ *                            pane); data-count = bars; rect.mine = own
+ *                            send (click to shown), rect.other = server
+ *                            ts to shown; .spark-last = the newest value
+ *     .wirecost [data-k]     server-wide per-message cost of the pane's
+ *                            transport (all its clients, from /stats):
+ *                            down, up (wire bytes), rpm (requests)
  *     .compose input, .compose button   per-pane send (side-by-side mode)
  *   URL: ?room=NAME&mode=single|side&transport=ws|sse|longpoll|poll
+ *        &wire=open opens the wire panel on load (read once, not kept)
  */
 'use strict';
 
@@ -76,7 +112,9 @@ function el(tag, attrs = {}, ...children) {
   for (const [name, value] of Object.entries(attrs)) {
     if (value !== undefined && value !== null) node.setAttribute(name, String(value));
   }
-  node.append(...children);
+  // null/undefined children are skipped (Node.append would write "null"),
+  // so optional parts can be written inline as `cond ? el(...) : null`.
+  node.append(...children.filter((child) => child !== null && child !== undefined));
   return node;
 }
 
@@ -768,11 +806,14 @@ function hexDump(bytes, marks = []) {
       const sep = i === line ? ' ' : i === line + 8 ? '  ' : ' ';
       const hex = bytes[i].toString(16).padStart(2, '0');
       const ch = bytes[i] >= 0x20 && bytes[i] < 0x7f ? String.fromCharCode(bytes[i]) : '.';
-      // The separator before a byte belongs to the previous run, so a
-      // highlighted run starts exactly at its first digit.
-      if (hexRuns.length) hexRuns[hexRuns.length - 1].text += sep; else hexRuns.push({ cls: '', text: sep });
-      const lastHex = hexRuns[hexRuns.length - 1];
-      if (lastHex.cls === cls) lastHex.text += hex; else hexRuns.push({ cls, text: hex });
+      // The separator between two bytes of the same class joins their run;
+      // otherwise it stays unmarked, so a highlight covers digits only.
+      const prev = hexRuns[hexRuns.length - 1];
+      if (prev && prev.cls === cls) prev.text += sep + hex;
+      else {
+        if (prev && prev.cls === '') prev.text += sep; else hexRuns.push({ cls: '', text: sep });
+        hexRuns.push({ cls, text: hex });
+      }
       const lastAscii = asciiRuns[asciiRuns.length - 1];
       if (lastAscii && lastAscii.cls === cls) lastAscii.text += ch; else asciiRuns.push({ cls, text: ch });
     }
@@ -931,13 +972,18 @@ function httpExchange(sample) {
   const request = hexToBytes(sample.request_hex);
   const head = headEnd(response);
   const body = response.length - head;
+  // A long poll is read when it arrives and answered up to 25 s later: if
+  // it arrived before the panel armed capture, only the answer was seen.
+  const requestView = request.length
+    ? visibleText(sample.request_text || '')
+    : el('p', { class: 'wire-hint' }, 'Not captured: this request reached the server before capture was armed. The next one will be.');
   return [
     el('div', { class: 'wire-col' },
-      section(`Request (${sample.request_len || request.length} B, all of it overhead)`, visibleText(sample.request_text || '')),
+      section(`Request (${request.length} B, all of it overhead)`, requestView),
       section(`Response (${response.length} B: head ${head} B, body ${body} B)`, visibleText(sample.response_text || ''))),
     el('div', { class: 'wire-col' },
       section('Response bytes (status line and headers highlighted)', hexDump(response, [[0, head, 'hl']])),
-      section('Request bytes', hexDump(request, [[0, request.length, 'hl2']]))),
+      request.length ? section('Request bytes', hexDump(request, [[0, request.length, 'hl2']])) : null),
   ];
 }
 
@@ -984,8 +1030,9 @@ function startWirePanel(page) {
     const sample = last && last.room === page.room() ? last[kind] : undefined;
     const key = `${page.room()} ${kind} ${sample ? sample.at : 'none'}`;
     if (last) {
-      const age = sample ? ` · sample from ${clockTime(sample.at)}, ${Math.max(0, Math.round((Date.now() - sample.at) / 1000))} s ago` : '';
-      status.textContent = `capturing in ${last.room} for ${Math.round(last.watching_for_ms / 1000)} s (renewed each second while open)${age}`;
+      const age = sample ? ` · sample ${clockTime(sample.at)} (${Math.max(0, Math.round((Date.now() - sample.at) / 1000))} s ago)` : '';
+      status.textContent = `capture armed ${Math.round(last.watching_for_ms / 1000)} s${age}`;
+      status.title = `GET ${roomPath(last.room, 'wire')} every second while this panel is open; each one arms capture in room ${last.room} for ${Math.round(last.watching_for_ms / 1000)} s more`;
     }
     if (key === drawn) return;
     drawn = key;
