@@ -97,30 +97,19 @@ impl EventStream {
             _ = sleep(self.state.config.sse.keepalive) => return Some((Ok(Bytes::from_static(b":\n\n")), self)),
             _ = self.state.shutdown.cancelled() => return None,
         };
-        let mut chunk = BytesMut::new();
-        let (mut messages, mut payload) = (0u64, 0u64);
-        let mut next = Some(first);
-        let mut batched = 0;
-        while let Some(delivery) = next {
-            if let Delivery::Message(m) = &delivery {
-                messages += 1;
-                payload += m.json.len() as u64;
-            }
-            encode(&mut chunk, &delivery);
-            batched += 1;
-            next = if batched < MAX_BATCH {
-                self.subscription.try_next()
-            } else {
-                None
-            };
-        }
+        let second = self.subscription.try_next();
+        let (chunk, messages, payload) = match (first, second) {
+            // The common case when the stream keeps up: one message, whose
+            // shared SSE encoding is handed to hyper as is, with no copy.
+            (Delivery::Message(m), None) => (m.sse_frame(message_frame), 1, m.json.len() as u64),
+            (first, second) => self.batch(first, second),
+        };
         self.state.stats.delivered(
             self.subscription.room().counters(),
             Transport::Sse,
             messages,
             payload,
         );
-        let chunk = chunk.freeze();
         if messages > 0 {
             let room = self.subscription.room().name();
             if let Some(tap) = self.state.taps.watching(room) {
@@ -128,6 +117,34 @@ impl EventStream {
             }
         }
         Some((Ok(chunk), self))
+    }
+}
+
+impl EventStream {
+    /// Several deliveries (or a control event) encoded into one chunk:
+    /// `(chunk, messages, payload bytes)`.
+    fn batch(&mut self, first: Delivery, second: Option<Delivery>) -> (Bytes, u64, u64) {
+        let mut chunk = BytesMut::new();
+        let (mut messages, mut payload) = (0u64, 0u64);
+        let mut batched = 0;
+        let mut next = Some(first);
+        let mut waiting = second;
+        // Every delivery taken from the subscription is encoded: `try_next`
+        // is only called while there is room for its result.
+        while let Some(delivery) = next {
+            if let Delivery::Message(m) = &delivery {
+                messages += 1;
+                payload += m.json.len() as u64;
+            }
+            encode(&mut chunk, &delivery);
+            batched += 1;
+            next = waiting.take().or_else(|| {
+                (batched < MAX_BATCH)
+                    .then(|| self.subscription.try_next())
+                    .flatten()
+            });
+        }
+        (chunk.freeze(), messages, payload)
     }
 }
 

@@ -216,35 +216,43 @@ impl Session {
     }
 
     /// Queues `first` and every delivery already waiting, then flushes once.
+    /// Frames go straight into tungstenite's write buffer: nothing is
+    /// allocated per delivery on this path.
     async fn write_batch(&mut self, sink: &mut Sink, first: Delivery) -> Result<(), ()> {
-        let mut batch = Vec::with_capacity(4);
         let (mut messages, mut payload) = (0u64, 0u64);
         let mut last_message = None;
-        let mut next = Some(first);
-        while let Some(delivery) = next {
-            let json = match &delivery {
-                Delivery::Message(m) => {
-                    messages += 1;
-                    payload += m.json.len() as u64;
-                    last_message = Some(m.json.clone());
-                    m.json.clone()
-                }
-                other => other.control_json().unwrap_or_default(),
-            };
-            batch.push(text(json));
-            next = if batch.len() < MAX_BATCH {
-                self.subscription.try_next()
-            } else {
-                None
-            };
-        }
-        self.write(sink, batch).await?;
+        let subscription = &mut self.subscription;
+        let feed_all = async {
+            let mut next = Some(first);
+            let mut fed = 0;
+            while let Some(delivery) = next {
+                let json = match delivery {
+                    Delivery::Message(m) => {
+                        messages += 1;
+                        payload += m.json.len() as u64;
+                        let json = m.json.clone();
+                        last_message = Some(m);
+                        json
+                    }
+                    other => other.control_json().unwrap_or_default(),
+                };
+                sink.feed(text(json)).await?;
+                fed += 1;
+                next = if fed < MAX_BATCH {
+                    subscription.try_next()
+                } else {
+                    None
+                };
+            }
+            sink.flush().await
+        };
+        within_write_timeout(self.state.config.ws.write_timeout, feed_all).await?;
         self.state
             .stats
             .delivered(self.room.counters(), Transport::Ws, messages, payload);
-        if let Some(json) = last_message {
+        if let Some(m) = last_message {
             if let Some(tap) = self.state.taps.watching(self.room.name()) {
-                tap.store_delivery(Transport::Ws, ws_text_frame(&json));
+                tap.store_delivery(Transport::Ws, ws_text_frame(&m.json));
             }
         }
         Ok(())
@@ -262,10 +270,19 @@ impl Session {
             }
             sink.flush().await
         };
-        match timeout(self.state.config.ws.write_timeout, write).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) | Err(_) => Err(()),
-        }
+        within_write_timeout(self.state.config.ws.write_timeout, write).await
+    }
+}
+
+/// A write that cannot finish in time means the peer stopped reading; the
+/// caller drops the socket either way, so the error itself is not needed.
+async fn within_write_timeout(
+    limit: Duration,
+    write: impl std::future::Future<Output = Result<(), axum::Error>>,
+) -> Result<(), ()> {
+    match timeout(limit, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) | Err(_) => Err(()),
     }
 }
 
