@@ -22,7 +22,7 @@
 //!   (or to `other`). Every byte lands in exactly one transport.
 
 use crate::stats::{Stats, Transport};
-use crate::wiretap::WireTaps;
+use crate::wiretap::{header_value, WireTaps};
 use axum::serve::Listener;
 use bytes::Bytes;
 use std::io;
@@ -216,15 +216,11 @@ fn response_complete(bytes: &[u8]) -> bool {
     let Some(head_end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") else {
         return false;
     };
-    let head = String::from_utf8_lossy(&bytes[..head_end]);
-    if head.starts_with("HTTP/1.1 101") {
+    let head = &bytes[..head_end];
+    if head.starts_with(b"HTTP/1.1 101") {
         return true;
     }
-    let length = head.lines().find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        name.eq_ignore_ascii_case("content-length")
-            .then(|| value.trim().parse::<usize>().ok())?
-    });
+    let length = header_value(head, "content-length").and_then(|v| v.parse::<usize>().ok());
     length.is_some_and(|len| bytes.len() >= head_end + 4 + len)
 }
 

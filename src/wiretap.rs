@@ -237,7 +237,8 @@ fn handshake_accept(request: &[u8], response: &[u8]) -> serde_json::Value {
     })
 }
 
-fn header_value(head: &[u8], name: &str) -> Option<String> {
+/// The value of header `name` in an HTTP head, matched case-insensitively.
+pub(crate) fn header_value(head: &[u8], name: &str) -> Option<String> {
     String::from_utf8_lossy(head).lines().find_map(|line| {
         let (n, v) = line.split_once(':')?;
         n.trim()
