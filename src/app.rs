@@ -4,10 +4,10 @@ use crate::backbone::Backbone;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::room::{Room, RoomConfig, Rooms};
-use crate::stats::Stats;
+use crate::stats::{Stats, Transport};
 use crate::transport::{poll, send, sse, ws};
 use crate::wire::{self, ConnInfo};
-use crate::wiretap::WireTaps;
+use crate::wiretap::{RoomTap, WireTaps};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, Request, State};
 use axum::http::{header, request::Parts};
 use axum::middleware::{self, Next};
@@ -48,6 +48,24 @@ impl AppState {
             tasks: TaskTracker::new(),
             taps: Arc::default(),
         }
+    }
+
+    /// Counts a delivery of `messages` (`payload` bytes of JSON) to a client
+    /// of `room`, and returns the room's wire tap when someone is watching
+    /// it and the delivery carried a message worth showing.
+    pub fn delivered(
+        &self,
+        room: &Room,
+        transport: Transport,
+        messages: u64,
+        payload: u64,
+    ) -> Option<Arc<RoomTap>> {
+        self.stats
+            .delivered(room.counters(), transport, messages, payload);
+        if messages == 0 {
+            return None;
+        }
+        self.taps.watching(room.name())
     }
 
     /// An in-memory server with default settings.
@@ -114,12 +132,21 @@ impl FromRequestParts<AppState> for RoomParam {
     }
 }
 
-/// The connection this request came on, when served through `server::run`.
-pub fn conn_info(parts: &Parts) -> Option<ConnInfo> {
-    parts
-        .extensions
-        .get::<ConnectInfo<ConnInfo>>()
-        .map(|c| c.0.clone())
+/// The connection this request came on (its peer and byte accounting),
+/// when served through `server::run`; `None` under a plain listener.
+pub struct Conn(pub Option<ConnInfo>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Conn {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<ConnectInfo<ConnInfo>>()
+                .map(|c| c.0.clone()),
+        ))
+    }
 }
 
 /// The raw wire view of a room: opening it arms capture for a while.

@@ -7,14 +7,13 @@
 //! waits. The body splices in each message's stored JSON: no message is
 //! re-serialised per poller.
 
-use crate::app::{conn_info, AppState, RoomParam};
+use crate::app::{AppState, Conn, RoomParam};
 use crate::error::ApiError;
 use crate::room::{Delivery, Via};
 use crate::stats::Transport;
 use crate::transport::ReadQuery;
-use crate::wire::ConnInfo;
-use axum::extract::{FromRequestParts, State};
-use axum::http::{header, request::Parts};
+use axum::extract::State;
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use std::time::Duration;
 
@@ -26,7 +25,7 @@ pub async fn poll(
     State(state): State<AppState>,
     RoomParam(room): RoomParam,
     query: ReadQuery,
-    peer: PollerKey,
+    Conn(conn): Conn,
 ) -> Result<Response, ApiError> {
     let wait = query.wait.unwrap_or(0);
     let max_wait = state.config.max_poll_wait.as_secs();
@@ -40,7 +39,11 @@ pub async fn poll(
     } else {
         (Via::LongPoll, Transport::LongPoll)
     };
-    room.saw_poller(query.client.as_deref().unwrap_or(&peer.0), via);
+    // Presence needs a stable poller id: the `client` query value when
+    // given, else the peer address.
+    let peer = conn.as_ref().map(|c| c.peer.to_string());
+    let key = query.client.as_deref().or(peer.as_deref()).unwrap_or("");
+    room.saw_poller(key, via);
 
     let mut subscription = room.subscribe(&query.resume()).await?;
     let mut body = PollBody::new(&subscription.hello_epoch());
@@ -58,36 +61,13 @@ pub async fn poll(
             _ = state.shutdown.cancelled() => break,
         }
     }
-    state.stats.delivered(
-        room.counters(),
-        transport,
-        body.messages as u64,
-        body.payload as u64,
-    );
-    if body.messages > 0 {
-        if let (Some(tap), Some(conn)) = (state.taps.watching(room.name()), &peer.1) {
-            conn.wire.capture_exchange(move |request, response| {
-                tap.store(transport.name(), Some(request), response)
-            });
-        }
+    let tap = state.delivered(&room, transport, body.messages as u64, body.payload as u64);
+    if let (Some(tap), Some(conn)) = (tap, &conn) {
+        conn.wire.capture_exchange(move |request, response| {
+            tap.store(transport.name(), Some(request), response)
+        });
     }
     Ok(body.finish(subscription.cursor(), room.online()))
-}
-
-/// Who is polling, for presence: the `client` query value when given,
-/// else the peer address.
-pub struct PollerKey(String, Option<ConnInfo>);
-
-impl<S: Send + Sync> FromRequestParts<S> for PollerKey {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let conn = conn_info(parts);
-        let key = conn
-            .as_ref()
-            .map_or_else(String::new, |c| c.peer.to_string());
-        Ok(Self(key, conn))
-    }
 }
 
 /// `{"messages":[...],"next":N,"epoch":"..."}`, built by appending bytes.

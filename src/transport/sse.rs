@@ -104,23 +104,16 @@ impl EventStream {
             (Delivery::Message(m), None) => (m.sse_frame(message_frame), 1, m.json.len() as u64),
             (first, second) => self.batch(first, second),
         };
-        self.state.stats.delivered(
-            self.subscription.room().counters(),
-            Transport::Sse,
-            messages,
-            payload,
-        );
-        if messages > 0 {
-            let room = self.subscription.room().name();
-            if let Some(tap) = self.state.taps.watching(room) {
-                tap.store_delivery(Transport::Sse, http_chunk(&chunk));
-            }
+        let room = self.subscription.room();
+        if let Some(tap) = self
+            .state
+            .delivered(room, Transport::Sse, messages, payload)
+        {
+            tap.store_delivery(Transport::Sse, http_chunk(&chunk));
         }
         Some((Ok(chunk), self))
     }
-}
 
-impl EventStream {
     /// Several deliveries (or a control event) encoded into one chunk:
     /// `(chunk, messages, payload bytes)`.
     fn batch(&mut self, first: Delivery, second: Option<Delivery>) -> (Bytes, u64, u64) {

@@ -16,18 +16,16 @@
 //! - Close: after a close frame is received or sent, keep reading until the
 //!   stream ends, so tungstenite can complete the close handshake.
 
-use crate::app::{conn_info, AppState, RoomParam};
+use crate::app::{AppState, Conn, RoomParam};
 use crate::error::ApiError;
 use crate::message::{Control, Draft};
 use crate::room::{Delivery, Room, Subscription, Via};
 use crate::stats::Transport;
 use crate::transport::ReadQuery;
-use crate::wire::ConnInfo;
 use crate::wiretap::ws_text_frame;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{FromRequestParts, State};
-use axum::http::request::Parts;
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -73,17 +71,6 @@ pub async fn upgrade(
             Session::new(state, room, subscription).run(socket).await;
         })
         .into_response())
-}
-
-/// The connection's accounting handle, when served through `server::run`.
-pub struct Conn(Option<ConnInfo>);
-
-impl<S: Send + Sync> FromRequestParts<S> for Conn {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(conn_info(parts)))
-    }
 }
 
 /// What a client may send in a text frame.
@@ -247,13 +234,9 @@ impl Session {
             sink.flush().await
         };
         within_write_timeout(self.state.config.ws.write_timeout, feed_all).await?;
-        self.state
-            .stats
-            .delivered(self.room.counters(), Transport::Ws, messages, payload);
-        if let Some(m) = last_message {
-            if let Some(tap) = self.state.taps.watching(self.room.name()) {
-                tap.store_delivery(Transport::Ws, ws_text_frame(&m.json));
-            }
+        let tap = (self.state).delivered(&self.room, Transport::Ws, messages, payload);
+        if let (Some(tap), Some(m)) = (tap, last_message) {
+            tap.store_delivery(Transport::Ws, ws_text_frame(&m.json));
         }
         Ok(())
     }
