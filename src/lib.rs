@@ -12,13 +12,18 @@
 //! - [`wirecost`]: bytes per message per transport, from the accounting;
 //! - [`wiretap`]: the raw wire view, exact bytes captured only while watched;
 //! - [`client`]: a Rust client per transport, shared by tests, loadgen, benches;
-//! - [`config`]: every server option and its default.
+//! - [`config`]: every server option and its default; [`cli`]: the server's flags;
+//! - [`loadgen`]: the load generator behind the `loadgen` binary;
+//! - [`machine`]: the machine and date that measured reports record.
 
 pub mod app;
 pub mod backbone;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod loadgen;
+pub mod machine;
 pub mod message;
 pub mod room;
 pub mod server;

@@ -11,7 +11,6 @@
 use crate::client::{Kind, Subscriber, Target};
 use crate::message::{Draft, Event};
 use crate::room::Resume;
-use crate::stats::CountersSnapshot;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -45,18 +44,6 @@ pub struct Cost {
     pub requests_per_message: f64,
 }
 
-async fn snapshot(target: &Target, transport: &str) -> crate::client::Result<CountersSnapshot> {
-    let stats: serde_json::Value = target
-        .http
-        .get(format!("{}/stats", target.base))
-        .send()
-        .await?
-        .json()
-        .await?;
-    serde_json::from_value(stats["transports"][transport].clone())
-        .map_err(|e| crate::client::ClientError::Protocol(format!("stats: {e}")))
-}
-
 /// Measures each transport in turn on the server at `base`, each in a fresh
 /// room so no other client shares its counters.
 pub async fn measure(
@@ -71,7 +58,7 @@ pub async fn measure(
         let target = Target::new(base, format!("wirecost-{index}-{run}"));
         let mut receiver =
             Subscriber::connect(kind, &target, &Resume::default(), workload.poll_interval).await?;
-        let before = snapshot(&target, kind.name()).await?;
+        let before = target.counters(kind.name()).await?;
         let mut pace = tokio::time::interval(workload.interval);
         for i in 0..workload.messages {
             pace.tick().await;
@@ -90,7 +77,7 @@ pub async fn measure(
             }
         }
         drop(receiver);
-        let after = snapshot(&target, kind.name()).await?;
+        let after = target.counters(kind.name()).await?;
         let delivered = after.delivered - before.delivered;
         let per = |a: u64, b: u64| (a - b) as f64 / delivered.max(1) as f64;
         costs.push(Cost {

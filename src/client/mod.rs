@@ -10,7 +10,7 @@ pub mod ws;
 
 use crate::message::{Draft, Event};
 use crate::room::Resume;
-use crate::stats::Transport;
+use crate::stats::{CountersSnapshot, Transport};
 use std::time::Duration;
 
 /// The four receiving transports, as a client names them.
@@ -143,6 +143,19 @@ impl Target {
         value["id"]
             .as_u64()
             .ok_or_else(|| ClientError::Protocol(format!("send answer without id: {text}")))
+    }
+
+    /// One transport's server-wide counters from `GET /stats`.
+    pub async fn counters(&self, transport: &str) -> Result<CountersSnapshot> {
+        let stats: serde_json::Value = self
+            .http
+            .get(format!("{}/stats", self.base))
+            .send()
+            .await?
+            .json()
+            .await?;
+        serde_json::from_value(stats["transports"][transport].clone())
+            .map_err(|e| ClientError::Protocol(format!("stats for {transport}: {e}")))
     }
 }
 

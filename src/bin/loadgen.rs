@@ -1,0 +1,238 @@
+//! loadgen: measures what each transport costs. Parses flags and prints;
+//! the logic is in `skyrocket::loadgen`.
+//!
+//! `cargo run --release --bin loadgen -- --transport all --clients 100,1000`
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use skyrocket::cli::ServerArgs;
+use skyrocket::client::Kind;
+use skyrocket::loadgen::child::ServerCommand;
+use skyrocket::loadgen::report::{problems, table, Report};
+use skyrocket::loadgen::spec::{parse_counts, parse_duration, parse_transports, Servers, Spec};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Parser)]
+#[command(
+    about = "Drive one chat room with many clients per transport and measure the cost",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    load: LoadArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server itself: loadgen starts its child server this way.
+    #[command(hide = true)]
+    Serve(ServerArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct LoadArgs {
+    /// ws, sse, longpoll, poll, a comma list, or all. (A qualified
+    /// `std::vec::Vec` keeps clap from reading the list as repeated flags.)
+    #[arg(long, default_value = "ws", value_parser = parse_transports)]
+    transport: std::vec::Vec<Kind>,
+    /// Receivers per run; a list such as 100,1000,10000 runs a sweep.
+    #[arg(long, default_value = "100", value_parser = parse_counts)]
+    clients: std::vec::Vec<usize>,
+    /// Concurrent senders (each with its own connection).
+    #[arg(long, default_value_t = 1)]
+    senders: usize,
+    /// Messages per second, all senders together, sent on schedule.
+    #[arg(long, default_value_t = 20.0)]
+    rate: f64,
+    /// Bytes of message text (at least 12: the sequence number).
+    #[arg(long, default_value_t = 100)]
+    size: usize,
+    /// Measured sending time, e.g. 10s.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Sending time before measuring.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Client connections opened per second.
+    #[arg(long, default_value_t = 2000.0)]
+    ramp: f64,
+    /// Pause between short polls that came back empty.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    poll_interval: Duration,
+    /// Most time the last messages get to arrive after sending ends.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    drain: Duration,
+    /// A running server to use instead of a child; repeat to spread the
+    /// clients over several instances.
+    #[arg(long)]
+    url: Vec<String>,
+    /// Start this server binary instead of loadgen's own (an older build,
+    /// say); it gets `--addr 127.0.0.1:0` and the --server-arg values.
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// An extra flag for the child server; repeat for more.
+    #[arg(long, allow_hyphen_values = true)]
+    server_arg: Vec<String>,
+    /// Write the results as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write report.md and results.json into this directory.
+    #[arg(long)]
+    report: Option<PathBuf>,
+}
+
+impl LoadArgs {
+    fn spec(&self) -> std::io::Result<Spec> {
+        let servers = if !self.url.is_empty() {
+            Servers::Urls(self.url.clone())
+        } else if let Some(bin) = &self.server_bin {
+            Servers::Spawn(ServerCommand::binary(bin.clone(), &self.server_arg))
+        } else {
+            Servers::Spawn(ServerCommand::this_executable(&self.server_arg)?)
+        };
+        Ok(Spec {
+            transports: self.transport.clone(),
+            clients: self.clients.clone(),
+            senders: self.senders.max(1),
+            rate: self.rate.max(0.1),
+            size: self.size.max(skyrocket::loadgen::tally::SEQ_DIGITS),
+            duration: self.duration,
+            warmup: self.warmup,
+            ramp: self.ramp.max(1.0),
+            poll_interval: self.poll_interval,
+            drain: self.drain,
+            servers,
+        })
+    }
+
+    fn workload(&self) -> String {
+        let server = if self.url.is_empty() {
+            "a fresh child server per run on 127.0.0.1 (in-memory backbone), so CPU and memory are the server's alone".to_owned()
+        } else {
+            format!(
+                "running server(s) {}, clients spread over them in turn",
+                self.url.join(", ")
+            )
+        };
+        format!(
+            "Workload: {} sender(s) post {} messages/s in total on an open-loop schedule \
+             ({} bytes of text each), {:?} of warmup then {:?} measured; receivers connect \
+             at {}/s; short pollers wait {:?} after an empty poll, long polls hold up to 25 s. \
+             Server: {server}.",
+            self.senders,
+            self.rate,
+            self.size,
+            self.warmup,
+            self.duration,
+            self.ramp,
+            self.poll_interval,
+        )
+    }
+}
+
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    format!("loadgen {}", args.join(" "))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Serve(args)) = cli.command {
+        skyrocket::cli::init_logging();
+        return match skyrocket::cli::serve(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("server: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let load = cli.load;
+    let spec = match load.spec() {
+        Ok(spec) => spec,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    let interrupt = CancellationToken::new();
+    let on_ctrl_c = interrupt.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\nloadgen: interrupted; finishing the current run's figures");
+            on_ctrl_c.cancel();
+        }
+    });
+
+    let progress = ProgressBar::new(0);
+    progress.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    progress.enable_steady_tick(Duration::from_millis(200));
+    let outcome = skyrocket::loadgen::run_all(&spec, &interrupt, &progress, |run| {
+        progress.println(format!(
+            "{} x{}: {} of {} connected, p99 {:.2} ms, {}/{} delivered",
+            run.transport,
+            run.clients,
+            run.connected,
+            run.clients,
+            run.latency_ms.p99,
+            run.delivered,
+            run.expected
+        ));
+    })
+    .await;
+    progress.finish_and_clear();
+    let runs = match outcome {
+        Ok(runs) => runs,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    println!("{}", table(&runs));
+    for problem in problems(&runs) {
+        println!("! {problem}");
+    }
+    let report = Report {
+        command: command_line(),
+        machine: skyrocket::machine::Machine::this(),
+        date: skyrocket::machine::utc_now(),
+        workload: load.workload(),
+        runs,
+    };
+    let mut failed = false;
+    if let Some(path) = &load.json {
+        if let Err(e) = report.write_json(path) {
+            eprintln!("loadgen: cannot write {}: {e}", path.display());
+            failed = true;
+        }
+    }
+    if let Some(dir) = &load.report {
+        match report.write_dir(dir) {
+            Ok(paths) => {
+                for path in paths {
+                    println!("wrote {}", path.display());
+                }
+            }
+            Err(e) => {
+                eprintln!("loadgen: cannot write the report in {}: {e}", dir.display());
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,74 @@
+//! loadgen: drives one room with many clients over each transport in turn
+//! and measures what each costs, the same way for all of them.
+//!
+//! - [`spec`]: the workload and where the server is;
+//! - [`child`]: the server under test as a child process, so its CPU and
+//!   memory ([`probe`]) are measured apart from the clients';
+//! - [`run`]: one run (connect, warm up, measure, drain) with the library's
+//!   own clients ([`crate::client`]), no second copy of the protocol;
+//! - [`tally`]: open-loop latency and delivery counts;
+//! - [`report`]: the table, JSON and Markdown.
+//!
+//! Everything is bounded: counts and durations come from the spec, every
+//! connect and the drain have a deadline, and the target is loopback
+//! unless `--url` says otherwise.
+
+pub mod child;
+pub mod probe;
+pub mod report;
+pub mod run;
+pub mod spec;
+pub mod tally;
+
+use child::ChildServer;
+use indicatif::ProgressBar;
+use report::RunResult;
+use run::Instance;
+use spec::{Servers, Spec};
+use tokio_util::sync::CancellationToken;
+
+/// Runs every (client count, transport) pair of `spec`, smallest count
+/// first, each against a fresh child server when loadgen starts its own.
+/// `interrupt` stops early; the runs done so far, and the one cut short,
+/// are returned. `on_run` sees each result as it is ready.
+pub async fn run_all(
+    spec: &Spec,
+    interrupt: &CancellationToken,
+    progress: &ProgressBar,
+    mut on_run: impl FnMut(&RunResult),
+) -> std::io::Result<Vec<RunResult>> {
+    let mut results = Vec::new();
+    for &clients in &spec.clients {
+        for &kind in &spec.transports {
+            if interrupt.is_cancelled() {
+                return Ok(results);
+            }
+            let result = match &spec.servers {
+                Servers::Spawn(command) => {
+                    let child = ChildServer::start(command).await?;
+                    let instance = Instance {
+                        base: child.base.clone(),
+                        pid: Some(child.pid()),
+                    };
+                    let result =
+                        run::run_one(spec, kind, clients, &[instance], interrupt, progress).await;
+                    child.stop().await?;
+                    result
+                }
+                Servers::Urls(urls) => {
+                    let instances: Vec<Instance> = urls
+                        .iter()
+                        .map(|url| Instance {
+                            base: url.trim_end_matches('/').to_owned(),
+                            pid: None,
+                        })
+                        .collect();
+                    run::run_one(spec, kind, clients, &instances, interrupt, progress).await
+                }
+            };
+            on_run(&result);
+            results.push(result);
+        }
+    }
+    Ok(results)
+}

@@ -1,0 +1,286 @@
+//! A run's figures, and the forms they leave in: a terminal table, JSON,
+//! and a Markdown report with its command line, machine and date.
+
+use crate::machine::Machine;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Milliseconds at the usual quantiles of a histogram kept in microseconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Percentiles {
+    pub count: u64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+impl Percentiles {
+    pub fn from_micros(h: &Histogram<u64>) -> Self {
+        let ms = |us: u64| us as f64 / 1000.0;
+        if h.is_empty() {
+            return Self::default();
+        }
+        Self {
+            count: h.len(),
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+            mean: h.mean() / 1000.0,
+        }
+    }
+}
+
+/// The server's side of a run, from its own accounting (`/stats`) and,
+/// when loadgen started it, its process (`/proc`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerFigures {
+    /// Chat messages the server handed to this transport's clients in the
+    /// measured window.
+    pub delivered: u64,
+    pub wire_out_per_delivery: f64,
+    pub wire_in_per_delivery: f64,
+    pub requests_per_delivery: f64,
+    pub cpu_seconds_per_1000: Option<f64>,
+    pub rss_idle_mib: Option<f64>,
+    pub rss_per_client_kib: Option<f64>,
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    pub transport: &'static str,
+    /// Receivers asked for.
+    pub clients: usize,
+    pub connected: u64,
+    pub connect_failed: u64,
+    /// Receivers whose stream broke after connecting.
+    pub dropped: u64,
+    /// Why clients failed or dropped, with counts.
+    pub failures: Vec<(String, u64)>,
+    pub connect_ms: Percentiles,
+    pub senders: usize,
+    pub rate: f64,
+    pub size: usize,
+    /// Measured messages the server accepted.
+    pub sent: u64,
+    pub send_errors: u64,
+    pub first_send_error: Option<String>,
+    /// `sent` x `connected`.
+    pub expected: u64,
+    pub delivered: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub announced_losses: u64,
+    pub latency_ms: Percentiles,
+    /// From the first measured message's due time to the last receipt.
+    pub window_s: f64,
+    pub deliveries_per_sec: f64,
+    pub server: ServerFigures,
+    pub interrupted: bool,
+}
+
+/// A whole loadgen invocation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub command: String,
+    pub machine: Machine,
+    pub date: String,
+    pub workload: String,
+    pub runs: Vec<RunResult>,
+}
+
+fn opt(value: Option<f64>, decimals: usize) -> String {
+    value.map_or_else(|| "n/a".into(), |v| format!("{v:.decimals$}"))
+}
+
+/// The headline columns, shared by the terminal table and the Markdown.
+fn rows(runs: &[RunResult]) -> (Vec<&'static str>, Vec<Vec<String>>) {
+    let header = vec![
+        "transport",
+        "clients",
+        "connected",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "max ms",
+        "delivered/expected",
+        "lost",
+        "dup",
+        "deliveries/s",
+        "out B/dlv",
+        "in B/dlv",
+        "req/dlv",
+        "CPU s/1k dlv",
+        "RSS KiB/client",
+        "connect p99 ms",
+    ];
+    let body = runs
+        .iter()
+        .map(|r| {
+            let l = &r.latency_ms;
+            vec![
+                format!("{}{}", r.transport, if r.interrupted { "*" } else { "" }),
+                r.clients.to_string(),
+                r.connected.to_string(),
+                format!("{:.2}", l.p50),
+                format!("{:.2}", l.p90),
+                format!("{:.2}", l.p99),
+                format!("{:.2}", l.p999),
+                format!("{:.2}", l.max),
+                format!("{}/{}", r.delivered, r.expected),
+                r.lost.to_string(),
+                r.duplicates.to_string(),
+                format!("{:.0}", r.deliveries_per_sec),
+                format!("{:.1}", r.server.wire_out_per_delivery),
+                format!("{:.1}", r.server.wire_in_per_delivery),
+                format!("{:.3}", r.server.requests_per_delivery),
+                opt(r.server.cpu_seconds_per_1000, 4),
+                opt(r.server.rss_per_client_kib, 1),
+                format!("{:.1}", r.connect_ms.p99),
+            ]
+        })
+        .collect();
+    (header, body)
+}
+
+/// A fixed-width table for the terminal.
+pub fn table(runs: &[RunResult]) -> String {
+    let (header, body) = rows(runs);
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| {
+            body.iter()
+                .map(|row| row[c].len())
+                .chain([header[c].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    let line = |cells: Vec<&str>, out: &mut String| {
+        for (cell, width) in cells.iter().zip(&widths) {
+            let _ = write!(out, "{cell:>width$}  ");
+        }
+        out.truncate(out.trim_end().len());
+        out.push('\n');
+    };
+    line(header.clone(), &mut out);
+    for row in &body {
+        line(row.iter().map(String::as_str).collect(), &mut out);
+    }
+    out
+}
+
+/// The same table in Markdown.
+pub fn markdown_table(runs: &[RunResult]) -> String {
+    let (header, body) = rows(runs);
+    let mut out = format!("| {} |\n|", header.join(" | "));
+    out.push_str(&" ---: |".repeat(header.len()));
+    out.push('\n');
+    for row in body {
+        let _ = writeln!(out, "| {} |", row.join(" | "));
+    }
+    out
+}
+
+/// Plain-words problems: failed connects, drops, send errors, losses.
+pub fn problems(runs: &[RunResult]) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in runs {
+        let name = format!("{} x{}", r.transport, r.clients);
+        for (why, count) in &r.failures {
+            out.push(format!("{name}: {count} client(s): {why}"));
+        }
+        if r.send_errors > 0 {
+            out.push(format!(
+                "{name}: {} send(s) failed, first: {}",
+                r.send_errors,
+                r.first_send_error.as_deref().unwrap_or("?")
+            ));
+        }
+        if r.lost > 0 {
+            out.push(format!(
+                "{name}: {} of {} deliveries lost ({} announced as gap/reset)",
+                r.lost, r.expected, r.announced_losses
+            ));
+        }
+        if r.duplicates > 0 {
+            out.push(format!("{name}: {} duplicate deliveries", r.duplicates));
+        }
+        if r.interrupted {
+            out.push(format!("{name}: interrupted (Ctrl-C); figures are partial"));
+        }
+    }
+    out
+}
+
+impl Report {
+    pub fn markdown(&self) -> String {
+        let mut out = format!(
+            "# loadgen report\n\nCommand: `{}`  \nMachine: {}  \nDate: {}\n\n{}\n\n## Results\n\n{}",
+            self.command,
+            self.machine,
+            self.date,
+            self.workload,
+            markdown_table(&self.runs)
+        );
+        let problems = problems(&self.runs);
+        if !problems.is_empty() {
+            out.push_str("\n## Problems seen\n\n");
+            for p in problems {
+                let _ = writeln!(out, "- {p}");
+            }
+        }
+        out.push_str(COLUMNS);
+        out
+    }
+
+    /// `report.md` and `results.json` in `dir`; the paths written.
+    pub fn write_dir(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+        std::fs::create_dir_all(dir)?;
+        let markdown = dir.join("report.md");
+        std::fs::write(&markdown, self.markdown())?;
+        let json = dir.join("results.json");
+        self.write_json(&json)?;
+        Ok(vec![markdown, json])
+    }
+
+    pub fn write_json(&self, path: &Path) -> std::io::Result<()> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(path, text)
+    }
+}
+
+const COLUMNS: &str = "
+## Columns
+
+- **p50 ... max ms**: delivery latency, from the moment each message was
+  *due* on the open-loop send schedule to its receipt, over every receiver
+  (HdrHistogram, 3 significant digits). Measuring from the due time, not
+  from the actual send, charges a stall to the server instead of hiding it
+  (coordinated omission).
+- **delivered/expected**: first receipts of measured messages, against
+  messages the server accepted times receivers connected. **lost** is the
+  difference; **dup** counts a message id a receiver had already seen.
+- **deliveries/s**: delivered over the measured window (first due time to
+  last receipt).
+- **out/in B/dlv, req/dlv**: bytes the server wrote to / read from this
+  transport's sockets, and requests it served, per message it delivered,
+  from its own accounting (`/stats`). The senders' POSTs are not included.
+- **CPU s/1k dlv**: the server process's user+system CPU seconds per 1,000
+  deliveries (`/proc/PID/stat`); n/a when loadgen did not start the server.
+- **RSS KiB/client**: growth of the server's resident memory from before the
+  clients connected to when all were connected and idle, per client.
+- **connect p99 ms**: from starting to connect to being able to receive
+  (`hello` for WebSocket and SSE, the first poll's answer for polling).
+";

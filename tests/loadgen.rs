@@ -1,0 +1,141 @@
+//! loadgen end to end: a small run per transport against a real server
+//! loses nothing and yields plausible figures, and the binary's sweep
+//! (with its own child servers) writes a report and JSON that parse.
+//! Small and bounded: a handful of clients for about a second each.
+
+mod common;
+
+use common::{within, TestServer, PATIENCE};
+use skyrocket::client::Kind;
+use skyrocket::loadgen::report::RunResult;
+use skyrocket::loadgen::spec::{Servers, Spec};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+fn small_spec(servers: Servers, transports: Vec<Kind>) -> Spec {
+    Spec {
+        transports,
+        clients: vec![5],
+        senders: 2,
+        rate: 20.0,
+        size: 100,
+        duration: Duration::from_secs(1),
+        warmup: Duration::from_millis(200),
+        ramp: 1000.0,
+        poll_interval: Duration::from_millis(100),
+        // A bound for the last messages to arrive, not a speed claim: the
+        // drain ends as soon as everything is in.
+        drain: PATIENCE,
+        servers,
+    }
+}
+
+fn assert_complete(run: &RunResult) {
+    let name = format!("{} x{}", run.transport, run.clients);
+    assert_eq!(run.connected, 5, "{name}: {:?}", run.failures);
+    assert_eq!(run.send_errors, 0, "{name}: {:?}", run.first_send_error);
+    assert!(run.sent >= 15, "{name}: only {} measured sends", run.sent);
+    assert_eq!(run.expected, run.sent * 5, "{name}");
+    assert_eq!(run.delivered, run.expected, "{name}: lost {}", run.lost);
+    assert_eq!((run.lost, run.duplicates), (0, 0), "{name}");
+    assert_eq!(run.latency_ms.count, run.delivered, "{name}");
+    assert!(run.latency_ms.p50 > 0.0, "{name}");
+    assert!(run.latency_ms.p50 <= run.latency_ms.max, "{name}");
+    assert!(run.deliveries_per_sec > 0.0, "{name}");
+    assert!(!run.interrupted, "{name}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_run_per_transport_loses_nothing() {
+    let server = TestServer::start().await;
+    let spec = small_spec(Servers::Urls(vec![server.base()]), Kind::ALL.to_vec());
+    let progress = indicatif::ProgressBar::hidden();
+    let runs = within(
+        PATIENCE * 4,
+        skyrocket::loadgen::run_all(&spec, &CancellationToken::new(), &progress, |_| {}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(runs.len(), 4);
+    for run in &runs {
+        assert_complete(run);
+        // The message JSON carries the 100-byte text and more, so every
+        // delivery costs more than its text on the wire.
+        assert!(
+            run.server.wire_out_per_delivery > 100.0,
+            "{}: {}",
+            run.transport,
+            run.server.wire_out_per_delivery
+        );
+        assert!(run.server.delivered > 0, "{}", run.transport);
+        // loadgen did not start this server, so it cannot see its process.
+        assert_eq!(run.server.cpu_seconds_per_1000, None);
+    }
+    let by = |name: &str| runs.iter().find(|r| r.transport == name).unwrap();
+    // Streams make no request per message; polls do, and send them.
+    assert_eq!(by("ws").server.requests_per_delivery, 0.0);
+    assert_eq!(by("sse").server.requests_per_delivery, 0.0);
+    assert_eq!(by("sse").server.wire_in_per_delivery, 0.0);
+    for poller in ["longpoll", "poll"] {
+        assert!(by(poller).server.requests_per_delivery > 0.0, "{poller}");
+        assert!(by(poller).server.wire_in_per_delivery > 0.0, "{poller}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_sweeps_and_writes_its_report() {
+    let dir = std::env::temp_dir().join(format!(
+        "skyrocket-loadgen-{}-{}",
+        std::process::id(),
+        skyrocket::message::now_millis()
+    ));
+    let json = dir.join("out.json");
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"));
+    command
+        .args(["--transport", "ws,longpoll", "--clients", "2,3"])
+        .args(["--rate", "20", "--duration", "1s", "--warmup", "200ms"])
+        .args(["--drain", "20s", "--senders", "2"])
+        .arg("--report")
+        .arg(&dir)
+        .arg("--json")
+        .arg(&json)
+        .kill_on_drop(true);
+    let output = within(PATIENCE * 4, command.output()).await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "loadgen failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(report.starts_with("# loadgen report"));
+    assert!(report.contains("Command: `loadgen --transport ws,longpoll"));
+    assert!(report.contains("Machine: "));
+    for row in [
+        "| ws | 2 | 2 |",
+        "| ws | 3 | 3 |",
+        "| longpoll | 2 | 2 |",
+        "| longpoll | 3 | 3 |",
+    ] {
+        assert!(report.contains(row), "no row {row} in\n{report}");
+    }
+
+    for file in [json, dir.join("results.json")] {
+        let parsed: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let runs = parsed["runs"].as_array().unwrap();
+        assert_eq!(runs.len(), 4);
+        for run in runs {
+            assert_eq!(run["lost"], 0, "{run}");
+            assert_eq!(run["delivered"], run["expected"], "{run}");
+            // loadgen started these servers, so it saw their processes.
+            assert!(run["server"]["cpu_seconds_per_1000"].is_number(), "{run}");
+            assert!(
+                run["server"]["rss_idle_mib"].as_f64().unwrap() > 0.0,
+                "{run}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
