@@ -154,6 +154,7 @@ async fn main() -> ExitCode {
         };
     }
     let load = cli.load;
+    let file_limit = skyrocket::loadgen::raise_file_limit();
     let spec = match load.spec() {
         Ok(spec) => spec,
         Err(e) => {
@@ -207,7 +208,10 @@ async fn main() -> ExitCode {
         command: command_line(),
         machine: skyrocket::machine::Machine::this(),
         date: skyrocket::machine::utc_now(),
-        workload: load.workload(),
+        workload: format!(
+            "{} Open-file limit per process: {file_limit}.",
+            load.workload()
+        ),
         runs,
     };
     let mut failed = false;

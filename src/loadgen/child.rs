@@ -59,6 +59,9 @@ impl ChildServer {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
+            // Its own process group, so the Ctrl-C meant for loadgen does
+            // not stop the server before loadgen has read its figures.
+            .process_group(0)
             .spawn()
             .map_err(|e| {
                 io::Error::new(

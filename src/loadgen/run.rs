@@ -247,8 +247,12 @@ pub async fn run_one(
     }
 
     let delivered = tally_ref.delivered.load(Relaxed);
-    let server_delivered = after.counters.delivered - before.counters.delivered;
-    let per_delivery = |a: u64, b: u64| (a - b) as f64 / server_delivered.max(1) as f64;
+    // Saturating: a server that went away mid-run reads as zeros.
+    let server_delivered = after
+        .counters
+        .delivered
+        .saturating_sub(before.counters.delivered);
+    let per_delivery = |a: u64, b: u64| a.saturating_sub(b) as f64 / server_delivered.max(1) as f64;
     let usage_delta = match (before.usage, after.usage) {
         (Some(b), Some(a)) => Some(a.cpu_seconds - b.cpu_seconds),
         _ => None,
@@ -354,7 +358,7 @@ impl Receiver {
         };
         let mut subscriber = match outcome {
             Ok(Ok(subscriber)) => subscriber,
-            Ok(Err(e)) => return self.clients.connect_failed(e.to_string()),
+            Ok(Err(e)) => return self.clients.connect_failed(in_plain_words(&e)),
             Err(_) => {
                 return self
                     .clients
@@ -388,6 +392,30 @@ impl Receiver {
                 }
             }
         }
+    }
+}
+
+/// The usual reasons a client cannot connect, said plainly; anything else
+/// as the client library reports it.
+fn in_plain_words(error: &crate::client::ClientError) -> String {
+    let text = error.to_string();
+    // reqwest's message leaves the OS error to its source chain.
+    let mut all = text.clone();
+    if let crate::client::ClientError::Http(e) = error {
+        let mut source = std::error::Error::source(e);
+        while let Some(cause) = source {
+            all.push_str(&format!(" {cause}"));
+            source = cause.source();
+        }
+    }
+    if all.contains("Too many open files") {
+        "too many open files: a process reached its file limit (ulimit -n)".into()
+    } else if all.contains("Connection refused") || all.contains("ConnectionRefused") {
+        "connection refused: nothing listens there, or its accept backlog is full".into()
+    } else if all.contains("Cannot assign requested address") || all.contains("AddrNotAvailable") {
+        "no free local port: the ephemeral port range is used up".into()
+    } else {
+        text
     }
 }
 
@@ -425,7 +453,7 @@ impl SenderShare {
                 Ok(_) => {}
                 Err(e) => {
                     tally.send_errors.fetch_add(1, Relaxed);
-                    tally.error(format!("send: {e}"));
+                    tally.error(format!("send: {}", in_plain_words(&e)));
                 }
             }
             seq += self.step;
