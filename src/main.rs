@@ -30,6 +30,10 @@ struct Args {
     /// Seconds between SSE keepalive comments on a quiet stream.
     #[arg(long, default_value_t = 15)]
     sse_keepalive_secs: u64,
+    /// Share rooms with other instances through Redis Streams, for example
+    /// `redis://127.0.0.1:6379`. Without it, rooms live in this process.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
 }
 
 #[tokio::main]
@@ -44,27 +48,27 @@ async fn main() -> std::io::Result<()> {
     let mut config = Config {
         history: args.history,
         max_text_bytes: args.max_text_bytes,
+        redis: args.redis,
         ..Config::default()
     };
     config.ws.ping_interval = Duration::from_secs(args.ws_ping_secs.max(1));
     config.ws.pong_timeout = Duration::from_secs(args.ws_pong_timeout_secs.max(1));
     config.sse.keepalive = Duration::from_secs(args.sse_keepalive_secs.max(1));
 
+    let state = AppState::connect(config)
+        .await
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::ConnectionRefused, e.to_string()))?;
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, backbone = "memory", "skyrocket listening");
+    let backbone = state.rooms.backbone().name();
+    tracing::info!(%addr, backbone, "skyrocket listening");
     // A closed stdout (a parent that stopped reading) must not stop the
     // server, so write errors are ignored rather than panicking in println!.
     let _ = writeln!(
         std::io::stdout(),
         "Skyrocket is up.\n  demo page: http://{addr}/\n  slides:    http://{addr}/slides\n  stats:     http://{addr}/stats"
     );
-    skyrocket::run(
-        listener,
-        AppState::in_memory(config),
-        skyrocket::server::shutdown_signal(),
-    )
-    .await?;
+    skyrocket::run(listener, state, skyrocket::server::shutdown_signal()).await?;
     tracing::info!("shut down cleanly");
     Ok(())
 }
