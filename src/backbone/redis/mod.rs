@@ -42,10 +42,10 @@
 //! The epoch of a room life is stored in Redis and created by whichever
 //! script finds it missing. If Redis loses its data (it ran without
 //! persistence and restarted), the next script creates a new epoch; each
-//! reader checks the life when it reconnects and when its block times out
-//! idle, and on a change sends a `reset` into the feed, so every client
-//! drops its old cursor and reads the new life from its start (CONTRACT.md,
-//! "Restarts: epochs"). If Redis comes back with *older* data in the same
+//! reader checks the life when it reconnects and every 5 s (a Redis flushed
+//! under a live connection), and on a change sends a `reset` into the feed,
+//! so every client drops its old cursor and reads the new life from its
+//! start (CONTRACT.md, "Restarts: epochs"). If Redis comes back with *older* data in the same
 //! epoch (the counter is below what the reader already delivered), the
 //! script starts a new life too: ids clients hold would otherwise be reused.
 //!

@@ -6,9 +6,9 @@
 //! the connection fails it reconnects with a bounded backoff (100 ms,
 //! doubling, at most 2 s), checks that the room is still in the same life,
 //! and reads on from the same id: nothing accepted while it was away is
-//! skipped. When the block times out with nothing new, it checks the life
-//! too (a flushed or rolled-back Redis), and stops if the room has had no
-//! subscriber on this instance for a whole block period.
+//! skipped. Once every block period, busy or idle, it checks the life too
+//! (a Redis flushed or rolled back under a live connection), and stops if
+//! the room has had no subscriber on this instance for a whole period.
 
 use super::log::Shared;
 use super::scripts::{self, LifeQuery};
@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// How long one `XREAD` blocks; also how often an idle reader checks the
-/// room's life and whether anyone still wants it.
+/// How long one `XREAD` blocks; also how often the reader checks the room's
+/// life and whether anyone still wants it.
 pub const BLOCK: Duration = Duration::from_secs(5);
 /// Entries taken per read: a reader that is behind catches up in batches.
 const BATCH: usize = 1024;
@@ -46,8 +46,10 @@ pub(super) async fn run(
     let mut backoff = BACKOFF_MIN;
     let mut last_look = Instant::now();
     loop {
-        // At most once a block period, however busy the stream.
-        if last_look.elapsed() >= BLOCK {
+        // At most once a block period, however busy the stream: does anyone
+        // still want this room here, and is it still the same life in Redis?
+        let look = last_look.elapsed() >= BLOCK;
+        if look {
             last_look = Instant::now();
             if shared.stop_if_unwanted() {
                 tracing::debug!(%room, "reader stopped: no subscribers");
@@ -69,14 +71,18 @@ pub(super) async fn run(
             }
             continue;
         };
-        let outcome = match read_batch(c, &shared, position.cursor).await {
-            Ok(Some((last, batch))) => {
-                position.cursor = last;
-                shared.deliver(batch);
-                Ok(())
+        let outcome = if look {
+            check_life(c, &shared, &mut position).await
+        } else {
+            match read_batch(c, &shared, position.cursor).await {
+                Ok(Some((last, batch))) => {
+                    position.cursor = last;
+                    shared.deliver(batch);
+                    Ok(())
+                }
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
             }
-            Ok(None) => check_life(c, &shared, &mut position).await,
-            Err(e) => Err(e),
         };
         if let Err(e) = outcome {
             tracing::warn!(%room, error = %e, "reader lost redis; retrying");
