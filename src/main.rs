@@ -55,9 +55,15 @@ async fn main() -> std::io::Result<()> {
     config.ws.pong_timeout = Duration::from_secs(args.ws_pong_timeout_secs.max(1));
     config.sse.keepalive = Duration::from_secs(args.sse_keepalive_secs.max(1));
 
-    let state = AppState::connect(config)
-        .await
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::ConnectionRefused, e.to_string()))?;
+    // With --redis, Redis is reached now: a wrong URL is a clear error at
+    // startup, not a server answering 503 to everything.
+    let state = match AppState::connect(config).await {
+        Ok(state) => state,
+        Err(e) => {
+            tracing::error!("cannot start: {e}");
+            std::process::exit(1);
+        }
+    };
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let addr = listener.local_addr()?;
     let backbone = state.rooms.backbone().name();
