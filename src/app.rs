@@ -1,6 +1,7 @@
 //! `AppState` and `app(state) -> Router`: every route on one screen.
 
-use crate::backbone::Backbone;
+use crate::backbone::redis::RedisConfig;
+use crate::backbone::{Backbone, BackboneError};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::room::{Room, RoomConfig, Rooms};
@@ -15,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -72,6 +74,22 @@ impl AppState {
     pub fn in_memory(config: Config) -> Self {
         let backbone = Backbone::memory(config.history);
         Self::new(config, backbone)
+    }
+
+    /// The server the config describes: rooms shared over Redis when
+    /// `config.redis` names one (connected now), else in memory.
+    pub async fn connect(config: Config) -> Result<Self, BackboneError> {
+        let Some(url) = config.redis.clone() else {
+            return Ok(Self::in_memory(config));
+        };
+        let backbone = Backbone::redis(RedisConfig {
+            url,
+            history: config.history,
+            // Three ticks: one late tick does not make an instance vanish.
+            presence_ttl: (config.presence_interval * 3).max(Duration::from_secs(3)),
+        })
+        .await?;
+        Ok(Self::new(config, backbone))
     }
 }
 
@@ -171,8 +189,21 @@ async fn slides() -> impl IntoResponse {
     )
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
+/// `200 {"status":"ok"}`, or `503 {"status":"degraded","backbone":...}`
+/// while the backbone's store cannot be reached: the instance still serves
+/// its connected receivers, but cannot accept messages.
+async fn healthz(State(state): State<AppState>) -> Response {
+    let backbone = state.rooms.backbone();
+    match backbone.health().await {
+        Ok(()) => {
+            Json(serde_json::json!({ "status": "ok", "backbone": backbone.name() })).into_response()
+        }
+        Err(BackboneError::Unavailable(why)) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "degraded", "backbone": why })),
+        )
+            .into_response(),
+    }
 }
 
 async fn stats(State(state): State<AppState>) -> Response {

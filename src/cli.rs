@@ -37,6 +37,10 @@ pub struct ServerArgs {
     /// Seconds between SSE keepalive comments on a quiet stream.
     #[arg(long, default_value_t = 15)]
     pub sse_keepalive_secs: u64,
+    /// Share rooms with other instances through Redis Streams, for example
+    /// `redis://127.0.0.1:6379`. Without it, rooms live in this process.
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
 }
 
 impl ServerArgs {
@@ -44,6 +48,7 @@ impl ServerArgs {
         let mut config = Config {
             history: self.history,
             max_text_bytes: self.max_text_bytes,
+            redis: self.redis.clone(),
             ..Config::default()
         };
         config.ws.ping_interval = Duration::from_secs(self.ws_ping_secs.max(1));
@@ -66,10 +71,15 @@ pub fn init_logging() {
 /// Binds `args.addr`, prints the URLs on stdout (loadgen reads the address
 /// from there when it asked for port 0), and serves until a shutdown signal.
 pub async fn serve(args: ServerArgs) -> std::io::Result<()> {
-    let config = args.config();
+    // With --redis, Redis is reached now: a wrong URL is a clear error at
+    // startup, not a server answering 503 to everything.
+    let state = AppState::connect(args.config())
+        .await
+        .map_err(|e| std::io::Error::other(format!("cannot start: {e}")))?;
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, backbone = "memory", "skyrocket listening");
+    let backbone = state.rooms.backbone().name();
+    tracing::info!(%addr, backbone, "skyrocket listening");
     // A closed stdout (a parent that stopped reading) must not stop the
     // server, so write errors are ignored rather than panicking in println!.
     let mut out = std::io::stdout();
@@ -78,12 +88,7 @@ pub async fn serve(args: ServerArgs) -> std::io::Result<()> {
         "Skyrocket is up.\n  demo page: http://{addr}/\n  slides:    http://{addr}/slides\n  stats:     http://{addr}/stats"
     );
     let _ = out.flush();
-    crate::run(
-        listener,
-        AppState::in_memory(config),
-        crate::server::shutdown_signal(),
-    )
-    .await?;
+    crate::run(listener, state, crate::server::shutdown_signal()).await?;
     tracing::info!("shut down cleanly");
     Ok(())
 }

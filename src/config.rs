@@ -17,6 +17,9 @@ pub struct Config {
     pub max_poll_wait: Duration,
     /// How often presence changes are published (coalesced).
     pub presence_interval: Duration,
+    /// Share rooms with other instances through this Redis
+    /// (`redis://host:port`); `None` keeps them in this process's memory.
+    pub redis: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -49,6 +52,7 @@ impl Default for Config {
             sse: SseConfig::default(),
             max_poll_wait: Duration::from_secs(30),
             presence_interval: Duration::from_secs(1),
+            redis: None,
         }
     }
 }

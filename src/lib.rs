@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`message`]: the message and event model, encoded once per message;
 //! - [`room`]: rooms, resume from a cursor, subscriptions, presence; no HTTP;
-//! - [`backbone`]: where rooms keep and fan out messages (in memory);
+//! - [`backbone`]: where rooms keep and fan out messages: in memory, or
+//!   shared by several instances over Redis Streams (`--redis URL`);
 //! - [`transport`]: one thin adapter per transport (`ws`, `sse`, `poll`, `send`);
 //! - [`app`]: `AppState` and the router; [`error`]: errors to HTTP, in one place;
 //! - [`server`]: `run(listener, state, shutdown)` with graceful shutdown;

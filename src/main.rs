@@ -3,9 +3,16 @@
 
 use clap::Parser;
 use skyrocket::cli::{init_logging, serve, ServerArgs};
+use std::process::ExitCode;
 
 #[tokio::main]
-async fn main() -> std::io::Result<()> {
+async fn main() -> ExitCode {
     init_logging();
-    serve(ServerArgs::parse()).await
+    match serve(ServerArgs::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
 }

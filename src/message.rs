@@ -219,6 +219,20 @@ impl Online {
     }
 }
 
+/// Counts from several places (instances) add up per transport.
+impl std::ops::Add for Online {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
+        Self {
+            ws: self.ws + other.ws,
+            sse: self.sse + other.sse,
+            longpoll: self.longpoll + other.longpoll,
+            poll: self.poll + other.poll,
+        }
+    }
+}
+
 /// Any event a client can receive, parsed (used by the Rust clients).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]

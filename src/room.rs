@@ -10,6 +10,11 @@
 //! then drop any live message whose id the replay already covered. A message
 //! posted in between is in both places and delivered once; none can fall in
 //! the crack between the two reads.
+//!
+//! The feed is trusted to carry a room life's ids consecutively. When it
+//! does not (a Redis reader that fell behind the stream's retention) or it
+//! announces a new life (Redis lost its data), the subscription resyncs from
+//! the log, which turns the loss into a `gap` or `reset` event.
 
 use crate::backbone::{Backbone, BackboneError, LogRead, RoomLog};
 use crate::message::{Control, Draft, DraftError, Online, Posted};
@@ -27,6 +32,12 @@ pub enum RoomEvent {
     Message(Arc<Posted>),
     /// A presence event, already encoded as JSON.
     Presence(Bytes),
+    /// The room started a new life (its store lost its data): cursors from
+    /// the old one mean nothing now.
+    Reset {
+        epoch: Arc<str>,
+        latest: u64,
+    },
 }
 
 /// The four ways a client can be online.
@@ -162,6 +173,12 @@ impl Rooms {
             room.publish_presence_if_changed();
         }
     }
+
+    /// Shares presence with the other instances of the backbone, if any,
+    /// before [`Rooms::publish_presence`] publishes the sums.
+    pub async fn share_presence(&self) {
+        self.backbone.share_presence(&self.all()).await;
+    }
 }
 
 /// One chat room on this server.
@@ -256,6 +273,7 @@ impl Room {
     pub async fn subscribe(self: &Arc<Self>, resume: &Resume) -> Result<Subscription, RoomError> {
         // Subscribe before reading the log: see the module header.
         let live = self.feed.subscribe();
+        self.log.attach().await?;
         let catchup = self.catch_up(resume).await?;
         let mut pending = VecDeque::with_capacity(catchup.messages.len() + 2);
         if catchup.reset {
@@ -299,7 +317,13 @@ impl Room {
         }
     }
 
+    /// Everyone online in this room, on every instance of the backbone.
     pub fn online(&self) -> Online {
+        self.local_online() + *self.presence.remote()
+    }
+
+    /// Who is online through this server instance.
+    pub fn local_online(&self) -> Online {
         let p = &self.presence;
         let mut online = Online {
             ws: p.ws.load(Ordering::Relaxed),
@@ -316,6 +340,16 @@ impl Room {
             }
         }
         online
+    }
+
+    /// Records who is online through the other instances; a change is
+    /// published on the next presence tick.
+    pub fn set_remote_online(&self, online: Online) {
+        let mut remote = self.presence.remote();
+        if *remote != online {
+            *remote = online;
+            self.presence.changed.store(true, Ordering::Relaxed);
+        }
     }
 
     pub fn presence_json(&self) -> Bytes {
@@ -361,6 +395,8 @@ struct Presence {
     /// Pollers have no connection to count, so each is remembered with the
     /// time of its last request and counts as online for `poller_ttl`.
     pollers: Mutex<HashMap<String, (Via, Instant)>>,
+    /// The other instances' counts, when a backbone shares presence.
+    remote: Mutex<Online>,
     changed: AtomicBool,
 }
 
@@ -376,6 +412,11 @@ impl Presence {
     // Held for a map lookup; a panic cannot leave the map inconsistent.
     fn pollers(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Via, Instant)>> {
         self.pollers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    // Held for a copy; a panic cannot leave the counts inconsistent.
+    fn remote(&self) -> std::sync::MutexGuard<'_, Online> {
+        self.remote.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -509,6 +550,9 @@ impl Subscription {
                     if let Some(delivery) = self.accept(event) {
                         return Some(delivery);
                     }
+                    if self.lagged {
+                        return None;
+                    }
                 }
                 Err(broadcast::error::TryRecvError::Lagged(_)) => {
                     self.lagged = true;
@@ -520,12 +564,23 @@ impl Subscription {
     }
 
     /// Filters a live event: messages the catch-up already delivered are
-    /// dropped here.
+    /// dropped here. A message past the next id, or a new life, sends the
+    /// reader back to the log (`lagged`), which fills the hole or says why not.
     fn accept(&mut self, event: RoomEvent) -> Option<Delivery> {
         match event {
             RoomEvent::Message(m) if m.id <= self.cursor => None,
+            RoomEvent::Message(m) if m.id > self.cursor + 1 => {
+                self.lagged = true;
+                None
+            }
             RoomEvent::Message(m) => Some(self.advance(Delivery::Message(m))),
             RoomEvent::Presence(json) => Some(Delivery::Presence(json)),
+            RoomEvent::Reset { epoch, .. } if epoch == self.epoch => None,
+            RoomEvent::Reset { epoch, latest } => {
+                self.epoch = Arc::clone(&epoch);
+                self.lagged = true;
+                Some(self.advance(Delivery::Reset { epoch, latest }))
+            }
         }
     }
 
@@ -540,7 +595,17 @@ impl Subscription {
     }
 
     async fn resync(&mut self) -> Result<(), RoomError> {
-        let read = self.room.log.read_after(self.cursor).await?;
+        let mut read = self.room.log.read_after(self.cursor).await?;
+        if read.epoch != self.epoch {
+            // A new life this reader missed on the feed: same as a reset.
+            read = self.room.log.read_after(0).await?;
+            self.epoch = Arc::clone(&read.epoch);
+            self.cursor = 0;
+            self.pending.push_back(Delivery::Reset {
+                epoch: Arc::clone(&read.epoch),
+                latest: read.latest,
+            });
+        }
         let catchup = catchup_from(read, self.cursor, false);
         if let Some((from, to)) = catchup.gap {
             self.pending.push_back(Delivery::Gap { from, to });

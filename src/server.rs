@@ -54,7 +54,10 @@ async fn publish_presence(state: AppState) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = tick.tick() => state.rooms.publish_presence(),
+            _ = tick.tick() => {
+                state.rooms.share_presence().await;
+                state.rooms.publish_presence();
+            }
             _ = state.shutdown.cancelled() => return,
         }
     }

@@ -8,11 +8,18 @@
 //!
 //! An enum rather than a trait object: async methods on a `dyn Trait` need
 //! boxing or a macro crate, and the set of backbones is closed and small.
+//!
+//! - [`memory`]: one process, the default;
+//! - [`redis`]: rooms shared by several server instances over Redis Streams
+//!   (`--redis URL`); its module header gives the design;
+//! - [`history`]: the bounded window of recent messages both keep locally.
 
+pub mod history;
 pub mod memory;
+pub mod redis;
 
-use crate::message::{Draft, Posted};
-use crate::room::RoomEvent;
+use crate::message::{now_millis, Draft, Posted};
+use crate::room::{Room, RoomEvent};
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
@@ -50,6 +57,7 @@ pub struct LogRead {
 #[derive(Debug, Clone)]
 pub enum Backbone {
     Memory(memory::MemoryConfig),
+    Redis(redis::RedisBackbone),
 }
 
 impl Backbone {
@@ -57,16 +65,40 @@ impl Backbone {
         Self::Memory(memory::MemoryConfig { history })
     }
 
+    /// Connects to Redis; fails when it cannot be reached now.
+    pub async fn redis(config: redis::RedisConfig) -> Result<Self, BackboneError> {
+        Ok(Self::Redis(redis::RedisBackbone::connect(config).await?))
+    }
+
     /// Opens the log of one room. Every accepted message goes to `feed`.
     pub fn open(&self, room: &str, feed: broadcast::Sender<RoomEvent>) -> RoomLog {
         match self {
             Self::Memory(config) => RoomLog::Memory(memory::MemoryLog::new(room, config, feed)),
+            Self::Redis(backbone) => RoomLog::Redis(backbone.open(room, feed)),
         }
     }
 
     pub fn name(&self) -> &'static str {
         match self {
             Self::Memory(_) => "memory",
+            Self::Redis(_) => "redis",
+        }
+    }
+
+    /// Whether the store can be reached right now (`/healthz`).
+    pub async fn health(&self) -> Result<(), BackboneError> {
+        match self {
+            Self::Memory(_) => Ok(()),
+            Self::Redis(backbone) => backbone.ping().await,
+        }
+    }
+
+    /// Shares this instance's presence counts with the other instances and
+    /// hands each room the others' counts. Nothing to share in memory.
+    pub async fn share_presence(&self, rooms: &[Arc<Room>]) {
+        match self {
+            Self::Memory(_) => {}
+            Self::Redis(backbone) => backbone.share_presence(rooms).await,
         }
     }
 }
@@ -75,6 +107,7 @@ impl Backbone {
 #[derive(Debug)]
 pub enum RoomLog {
     Memory(memory::MemoryLog),
+    Redis(redis::RedisLog),
 }
 
 impl RoomLog {
@@ -82,6 +115,7 @@ impl RoomLog {
     pub async fn append(&self, draft: Draft) -> Result<Arc<Posted>, BackboneError> {
         match self {
             Self::Memory(log) => Ok(log.append(draft)),
+            Self::Redis(log) => log.append(draft).await,
         }
     }
 
@@ -89,6 +123,7 @@ impl RoomLog {
     pub async fn read_after(&self, cursor: u64) -> Result<LogRead, BackboneError> {
         match self {
             Self::Memory(log) => Ok(log.read_after(cursor)),
+            Self::Redis(log) => log.read_after(cursor).await,
         }
     }
 
@@ -96,6 +131,46 @@ impl RoomLog {
     pub async fn latest(&self) -> Result<(Arc<str>, u64), BackboneError> {
         match self {
             Self::Memory(log) => Ok(log.latest()),
+            Self::Redis(log) => log.latest().await,
         }
     }
+
+    /// Makes sure the feed is being filled, before a subscriber reads the
+    /// log: the memory log fills it on append; a Redis log starts this
+    /// instance's reader of the room's stream if it is not running.
+    pub async fn attach(&self) -> Result<(), BackboneError> {
+        match self {
+            Self::Memory(_) => Ok(()),
+            Self::Redis(log) => log.attach().await,
+        }
+    }
+}
+
+/// A short opaque epoch, different for each room life in practice: the time
+/// in milliseconds mixed with a per-process random key and a counter, so two
+/// instances creating a life in the same millisecond still differ.
+pub(crate) fn new_epoch() -> Arc<str> {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    // std seeds `RandomState` randomly per process: a random key without a
+    // random-number crate.
+    static PROCESS_KEY: OnceLock<u64> = OnceLock::new();
+    let key = *PROCESS_KEY.get_or_init(|| {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        hasher.finish()
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mixed = now_millis().wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ n.wrapping_mul(0xBF58_476D_1CE4_E5B9)
+        ^ key;
+    let mut text = String::new();
+    let mut v = mixed;
+    for _ in 0..8 {
+        text.push(char::from_digit((v % 36) as u32, 36).expect("digit below 36"));
+        v /= 36;
+    }
+    text.into()
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod redis;
+
 use skyrocket::client::{Kind, Subscriber, Target};
 use skyrocket::message::{ChatMessage, Control, Draft, Event};
 use skyrocket::room::Resume;
@@ -30,9 +32,13 @@ impl TestServer {
     }
 
     pub async fn with_config(config: Config) -> Self {
+        Self::with_state(AppState::in_memory(config)).await
+    }
+
+    /// A server on a state the test built (another backbone, say).
+    pub async fn with_state(state: AppState) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let state = AppState::in_memory(config);
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(skyrocket::run(listener, state.clone(), async {
             let _ = stopped.await;
@@ -76,6 +82,34 @@ impl TestServer {
             .await
             .unwrap()
     }
+}
+
+/// The real server binary, started with `args` plus `--addr 127.0.0.1:0`;
+/// returns it with its base URL, read from the address it prints once it
+/// listens. Its stdout keeps being drained, as a terminal would.
+pub async fn spawn_binary(args: &[&str]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_skyrocket"))
+        .args(["--addr", "127.0.0.1:0"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let base = tokio::task::spawn_blocking(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let base = lines
+            .find_map(|line| {
+                let line = line.ok()?;
+                let url = line.split_once("demo page: ")?.1.trim();
+                Some(url.trim_end_matches('/').to_owned())
+            })
+            .expect("the server prints its address");
+        std::thread::spawn(move || lines.for_each(drop));
+        base
+    });
+    (child, within(PATIENCE, base).await.unwrap())
 }
 
 /// A server that sends nothing the test did not cause: no presence events,
