@@ -75,6 +75,11 @@ struct LoadArgs {
     /// say); it gets `--addr 127.0.0.1:0` and the --server-arg values.
     #[arg(long)]
     server_bin: Option<PathBuf>,
+    /// Child servers per run; clients and senders are spread over them.
+    /// More than one only share rooms with a common
+    /// `--server-arg=--redis --server-arg=redis://...`.
+    #[arg(long, default_value_t = 1)]
+    instances: usize,
     /// An extra flag for the child server; repeat for more.
     #[arg(long, allow_hyphen_values = true)]
     server_arg: Vec<String>,
@@ -91,9 +96,15 @@ impl LoadArgs {
         let servers = if !self.url.is_empty() {
             Servers::Urls(self.url.clone())
         } else if let Some(bin) = &self.server_bin {
-            Servers::Spawn(ServerCommand::binary(bin.clone(), &self.server_arg))
+            Servers::Spawn {
+                command: ServerCommand::binary(bin.clone(), &self.server_arg),
+                count: self.instances,
+            }
         } else {
-            Servers::Spawn(ServerCommand::this_executable(&self.server_arg)?)
+            Servers::Spawn {
+                command: ServerCommand::this_executable(&self.server_arg)?,
+                count: self.instances,
+            }
         };
         Ok(Spec {
             transports: self.transport.clone(),
@@ -112,7 +123,15 @@ impl LoadArgs {
 
     fn workload(&self) -> String {
         let server = if self.url.is_empty() {
-            "a fresh child server per run on 127.0.0.1 (in-memory backbone), so CPU and memory are the server's alone".to_owned()
+            let flags = if self.server_arg.is_empty() {
+                "in-memory backbone".to_owned()
+            } else {
+                format!("flags `{}`", self.server_arg.join(" "))
+            };
+            format!(
+                "{} fresh child server(s) per run on 127.0.0.1 ({flags}), so CPU and memory are the server's alone",
+                self.instances.max(1)
+            )
         } else {
             format!(
                 "running server(s) {}, clients spread over them in turn",

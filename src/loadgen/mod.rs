@@ -71,15 +71,23 @@ pub async fn run_all(
                 return Ok(results);
             }
             let result = match &spec.servers {
-                Servers::Spawn(command) => {
-                    let child = ChildServer::start(command).await?;
-                    let instance = Instance {
-                        base: child.base.clone(),
-                        pid: Some(child.pid()),
-                    };
+                Servers::Spawn { command, count } => {
+                    let mut children = Vec::new();
+                    for _ in 0..(*count).max(1) {
+                        children.push(ChildServer::start(command).await?);
+                    }
+                    let instances: Vec<Instance> = children
+                        .iter()
+                        .map(|child| Instance {
+                            base: child.base.clone(),
+                            pid: Some(child.pid()),
+                        })
+                        .collect();
                     let result =
-                        run::run_one(spec, kind, clients, &[instance], interrupt, progress).await;
-                    child.stop().await?;
+                        run::run_one(spec, kind, clients, &instances, interrupt, progress).await;
+                    for child in children {
+                        child.stop().await?;
+                    }
                     result
                 }
                 Servers::Urls(urls) => {

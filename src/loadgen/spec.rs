@@ -34,9 +34,13 @@ pub struct Spec {
 /// The server(s) under test.
 #[derive(Debug, Clone)]
 pub enum Servers {
-    /// A fresh child server per run, so each run's memory and CPU start
-    /// from the same baseline.
-    Spawn(ServerCommand),
+    /// Fresh child servers per run (`count` of them, which only share rooms
+    /// when the command gives them a common `--redis`), so each run's memory
+    /// and CPU start from the same baseline.
+    Spawn {
+        command: ServerCommand,
+        count: usize,
+    },
     /// Running servers; clients and senders are spread over them in turn.
     Urls(Vec<String>),
 }
