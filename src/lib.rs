@@ -12,6 +12,7 @@
 //! - [`wirecost`]: bytes per message per transport, from the accounting;
 //! - [`wiretap`]: the raw wire view, exact bytes captured only while watched;
 //! - [`client`]: a Rust client per transport, shared by tests, loadgen, benches;
+//! - [`provenance`]: the command, machine and date lines of `results/` files;
 //! - [`config`]: every server option and its default.
 
 pub mod app;
@@ -20,6 +21,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod message;
+pub mod provenance;
 pub mod room;
 pub mod server;
 pub mod stats;
