@@ -12,6 +12,8 @@
 //! - [`wirecost`]: bytes per message per transport, from the accounting;
 //! - [`wiretap`]: the raw wire view, exact bytes captured only while watched;
 //! - [`client`]: a Rust client per transport, shared by tests, loadgen, benches;
+//! - [`slides`]: the talk at `/slides`, rendered from `slides/*.md`, with
+//!   read-only views of the repo files it quotes (`/results`, `/source`);
 //! - [`provenance`]: the command, machine and date lines of `results/` files;
 //! - [`config`]: every server option and its default.
 
@@ -24,6 +26,7 @@ pub mod message;
 pub mod provenance;
 pub mod room;
 pub mod server;
+pub mod slides;
 pub mod stats;
 pub mod transport;
 pub mod wire;
