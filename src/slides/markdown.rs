@@ -42,28 +42,12 @@ pub fn to_html(markdown: &str, root: &Path, problems: &mut Vec<String>) -> Strin
             {
                 excerpt = Some((info.to_string(), String::new()));
             }
-            Event::Start(Tag::Link {
-                link_type,
-                dest_url,
-                title,
-                id,
-            }) => events.push(Event::Start(Tag::Link {
-                link_type,
-                dest_url: target(&dest_url, root, problems).into(),
-                title,
-                id,
-            })),
-            Event::Start(Tag::Image {
-                link_type,
-                dest_url,
-                title,
-                id,
-            }) => events.push(Event::Start(Tag::Image {
-                link_type,
-                dest_url: target(&dest_url, root, problems).into(),
-                title,
-                id,
-            })),
+            Event::Start(mut tag @ (Tag::Link { .. } | Tag::Image { .. })) => {
+                if let Tag::Link { dest_url, .. } | Tag::Image { dest_url, .. } = &mut tag {
+                    *dest_url = target(dest_url, root, problems).into();
+                }
+                events.push(Event::Start(tag));
+            }
             other => events.push(other),
         }
     }
