@@ -6,6 +6,7 @@
 //! `skyrocket::wirecost::measure` against it.
 
 use skyrocket::client::Kind;
+use skyrocket::provenance::Provenance;
 use skyrocket::wirecost::{markdown, measure, Workload};
 use skyrocket::{AppState, Config};
 
@@ -32,12 +33,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let costs = measure(&base, &Kind::ALL, &workload).await?;
     let table = markdown(&costs);
-    let machine = skyrocket::machine::Machine::this();
+    let provenance = Provenance::here(&format!(
+        "cargo run --release --example wire_cost -- {} {}",
+        workload.text_bytes, workload.messages
+    ));
     let report = format!(
-        "# Wire cost per delivered message\n\n\
-         Command: `cargo run --release --example wire_cost -- {} {}`  \n\
-         Machine: {machine}  \n\
-         Date: {}\n\n\
+        "# Wire cost per delivered message\n\n{}\n\
          Workload: one receiver per transport, {} messages of {} bytes of text, \
          posted one at a time, each at least {:?} after the previous and only once \
          the receiver has it, so every message is delivered on its own (one message \
@@ -46,9 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
          frame headers, and the presence events a room sends its receivers count as \
          overhead too. \"wire in\" is what the receiver sent (requests); \
          the sender's POSTs are counted under `send`, not here.\n\n{table}",
-        workload.text_bytes,
-        workload.messages,
-        skyrocket::machine::utc_now(),
+        provenance.to_markdown(),
         workload.messages,
         workload.text_bytes,
         workload.interval,

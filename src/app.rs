@@ -98,7 +98,7 @@ pub fn app(state: AppState) -> Router {
         .route("/", get(demo_page))
         .route("/app.js", get(demo_script))
         .route("/style.css", get(demo_style))
-        .route("/slides", get(slides))
+        .merge(crate::slides::routes())
         .route("/healthz", get(healthz))
         .route("/stats", get(stats))
         .route("/rooms/{room}/messages", post(send::post_message))
@@ -175,18 +175,6 @@ async fn wire_view(State(state): State<AppState>, RoomParam(room): RoomParam) ->
         Json(tap.to_json(room.name())),
     )
         .into_response()
-}
-
-/// The talk is not written yet; say so plainly rather than answer 404 to
-/// the URL the server prints.
-async fn slides() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        "<!doctype html><title>Skyrocket with WebSockets</title>\
-         <h1>Skyrocket with WebSockets</h1>\
-         <p>The slides are not written yet. The <a href=\"/\">demo page</a> \
-         and <a href=\"/stats\">/stats</a> work.</p>",
-    )
 }
 
 /// `200 {"status":"ok"}`, or `503 {"status":"degraded","backbone":...}`

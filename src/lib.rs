@@ -13,9 +13,11 @@
 //! - [`wirecost`]: bytes per message per transport, from the accounting;
 //! - [`wiretap`]: the raw wire view, exact bytes captured only while watched;
 //! - [`client`]: a Rust client per transport, shared by tests, loadgen, benches;
+//! - [`slides`]: the talk at `/slides`, rendered from `slides/*.md`, with
+//!   read-only views of the repo files it quotes (`/results`, `/source`);
+//! - [`provenance`]: the command, machine and date lines of `results/` files;
 //! - [`config`]: every server option and its default; [`cli`]: the server's flags;
-//! - [`loadgen`]: the load generator behind the `loadgen` binary;
-//! - [`machine`]: the machine and date that measured reports record.
+//! - [`loadgen`]: the load generator behind the `loadgen` binary.
 
 pub mod app;
 pub mod backbone;
@@ -24,10 +26,11 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod loadgen;
-pub mod machine;
 pub mod message;
+pub mod provenance;
 pub mod room;
 pub mod server;
+pub mod slides;
 pub mod stats;
 pub mod transport;
 pub mod wire;

@@ -257,6 +257,41 @@ impl Meter for ByteCount {
     }
 }
 
+/// Every byte, kept in order, for a client that wants to show or compare
+/// exactly what crossed its socket (the wire-view test, the slides' sample).
+#[derive(Debug, Default)]
+pub struct Recorder {
+    read: Mutex<Vec<u8>>,
+    written: Mutex<Vec<u8>>,
+}
+
+impl Recorder {
+    /// Everything read so far.
+    pub fn read(&self) -> Vec<u8> {
+        lock(&self.read).clone()
+    }
+
+    /// Everything written so far.
+    pub fn written(&self) -> Vec<u8> {
+        lock(&self.written).clone()
+    }
+}
+
+// Held for one copy; a panic elsewhere leaves the bytes as they were.
+fn lock(bytes: &Mutex<Vec<u8>>) -> MutexGuard<'_, Vec<u8>> {
+    bytes.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Meter for Recorder {
+    fn on_read(&self, data: &[u8]) {
+        lock(&self.read).extend_from_slice(data);
+    }
+
+    fn on_write(&self, data: &[u8]) {
+        lock(&self.written).extend_from_slice(data);
+    }
+}
+
 impl Drop for ConnWire {
     fn drop(&mut self) {
         let last = Self::tag(&self.write_tag);

@@ -6,36 +6,11 @@ mod common;
 
 use common::*;
 use futures_util::StreamExt;
-use skyrocket::wire::{Counted, Meter};
+use skyrocket::wire::{Counted, Recorder};
 use skyrocket::wiretap::hex;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// Keeps every byte a client socket read and wrote.
-#[derive(Default)]
-struct Recorder {
-    read: Mutex<Vec<u8>>,
-    written: Mutex<Vec<u8>>,
-}
-
-impl Meter for Recorder {
-    fn on_read(&self, data: &[u8]) {
-        self.read.lock().unwrap().extend_from_slice(data);
-    }
-    fn on_write(&self, data: &[u8]) {
-        self.written.lock().unwrap().extend_from_slice(data);
-    }
-}
-
-impl Recorder {
-    fn read(&self) -> Vec<u8> {
-        self.read.lock().unwrap().clone()
-    }
-    fn written(&self) -> Vec<u8> {
-        self.written.lock().unwrap().clone()
-    }
-}
 
 async fn wire_view(server: &TestServer) -> serde_json::Value {
     server.get_json("/rooms/tap/wire").await

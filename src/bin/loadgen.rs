@@ -223,16 +223,11 @@ async fn main() -> ExitCode {
     for problem in problems(&runs) {
         println!("! {problem}");
     }
-    let report = Report {
-        command: command_line(),
-        machine: skyrocket::machine::Machine::this(),
-        date: skyrocket::machine::utc_now(),
-        workload: format!(
-            "{} Open-file limit per process: {file_limit}.",
-            load.workload()
-        ),
-        runs,
-    };
+    let workload = format!(
+        "{} Open-file limit per process: {file_limit}.",
+        load.workload()
+    );
+    let report = Report::new(command_line(), workload, runs);
     let mut failed = false;
     if let Some(path) = &load.json {
         if let Err(e) = report.write_json(path) {

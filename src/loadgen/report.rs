@@ -1,7 +1,7 @@
 //! A run's figures, and the forms they leave in: a terminal table, JSON,
 //! and a Markdown report with its command line, machine and date.
 
-use crate::machine::Machine;
+use crate::provenance::Provenance;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -90,7 +90,7 @@ pub struct RunResult {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub command: String,
-    pub machine: Machine,
+    pub machine: String,
     pub date: String,
     pub workload: String,
     pub runs: Vec<RunResult>,
@@ -222,12 +222,30 @@ pub fn problems(runs: &[RunResult]) -> Vec<String> {
 }
 
 impl Report {
+    /// A report of `runs` made now, on this machine, by `command`.
+    pub fn new(command: String, workload: String, runs: Vec<RunResult>) -> Self {
+        let here = Provenance::here(&command);
+        Self {
+            command,
+            machine: here.machine.unwrap_or_default(),
+            date: here.date.unwrap_or_default(),
+            workload,
+            runs,
+        }
+    }
+
+    fn provenance(&self) -> Provenance {
+        Provenance {
+            command: Some(format!("`{}`", self.command)),
+            machine: Some(self.machine.clone()),
+            date: Some(self.date.clone()),
+        }
+    }
+
     pub fn markdown(&self) -> String {
         let mut out = format!(
-            "# loadgen report\n\nCommand: `{}`  \nMachine: {}  \nDate: {}\n\n{}\n\n## Results\n\n{}",
-            self.command,
-            self.machine,
-            self.date,
+            "# loadgen report\n\n{}\n{}\n\n## Results\n\n{}",
+            self.provenance().to_markdown(),
             self.workload,
             markdown_table(&self.runs)
         );
