@@ -7,19 +7,26 @@
 //! - [`backbone`]: where rooms keep and fan out messages (in memory);
 //! - [`transport`]: one thin adapter per transport (`ws`, `sse`, `poll`, `send`);
 //! - [`app`]: `AppState` and the router; [`error`]: errors to HTTP, in one place;
-//! - [`server`]: `run(listener, state, shutdown)` with graceful shutdown;
+//! - [`server`]: `run(listener, state, shutdown)`: the serve loop, with a
+//!   header read timeout and graceful shutdown;
+//! - [`admission`]: the connection limits, and a clear answer beyond them;
+//! - [`ratelimit`]: send and frame rates as token buckets;
+//! - [`origin`]: which pages may use the rooms (RFC 6455 section 10.2);
 //! - [`wire`] and [`stats`]: byte accounting on the real sockets, per transport;
 //! - [`wirecost`]: bytes per message per transport, from the accounting;
 //! - [`wiretap`]: the raw wire view, exact bytes captured only while watched;
 //! - [`client`]: a Rust client per transport, shared by tests, loadgen, benches;
 //! - [`config`]: every server option and its default.
 
+pub mod admission;
 pub mod app;
 pub mod backbone;
 pub mod client;
 pub mod config;
 pub mod error;
 pub mod message;
+pub mod origin;
+pub mod ratelimit;
 pub mod room;
 pub mod server;
 pub mod stats;

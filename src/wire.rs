@@ -21,6 +21,7 @@
 //! - whatever is pending when the connection closes goes to the last tag
 //!   (or to `other`). Every byte lands in exactly one transport.
 
+use crate::admission::{Admission, Slot};
 use crate::stats::{Stats, Transport};
 use crate::wiretap::{header_value, WireTaps};
 use axum::serve::Listener;
@@ -51,6 +52,9 @@ pub struct ConnWire {
     /// on every write, so the common case is one relaxed load.
     capturing: AtomicBool,
     capture: Mutex<Capture>,
+    /// This connection's place under the connection limits, given back
+    /// when the connection is gone.
+    _slot: Slot,
 }
 
 /// The wire view's copy of this connection's bytes, only kept while the
@@ -83,10 +87,11 @@ impl std::fmt::Debug for Capture {
 }
 
 impl ConnWire {
-    fn new(stats: Arc<Stats>, taps: Arc<WireTaps>) -> Self {
+    fn new(stats: Arc<Stats>, taps: Arc<WireTaps>, slot: Slot) -> Self {
         Self {
             stats,
             taps,
+            _slot: slot,
             read_tag: AtomicU8::new(UNTAGGED),
             write_tag: AtomicU8::new(UNTAGGED),
             pending_in: AtomicU64::new(0),
@@ -276,13 +281,12 @@ pub struct ConnInfo {
     pub wire: Arc<ConnWire>,
 }
 
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, CountingListener>>
-    for ConnInfo
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, CountingListener>) -> Self {
+impl ConnInfo {
+    /// What handlers learn of a connection accepted by [`CountingListener`].
+    pub fn new(stream: &Counted<TcpStream>, peer: SocketAddr) -> Self {
         Self {
-            peer: *stream.remote_addr(),
-            wire: Arc::clone(stream.io().meter()),
+            peer,
+            wire: Arc::clone(stream.meter()),
         }
     }
 }
@@ -368,17 +372,29 @@ impl<S: AsyncWrite + Unpin, M: Meter> AsyncWrite for Counted<S, M> {
     }
 }
 
-/// A `TcpListener` whose connections are counted in `stats`.
+/// A `TcpListener` whose connections are admitted under the connection
+/// limits (see `admission.rs`) and counted in `stats`.
 #[derive(Debug)]
 pub struct CountingListener {
     inner: TcpListener,
     stats: Arc<Stats>,
     taps: Arc<WireTaps>,
+    admission: Arc<Admission>,
 }
 
 impl CountingListener {
-    pub fn new(inner: TcpListener, stats: Arc<Stats>, taps: Arc<WireTaps>) -> Self {
-        Self { inner, stats, taps }
+    pub fn new(
+        inner: TcpListener,
+        stats: Arc<Stats>,
+        taps: Arc<WireTaps>,
+        admission: Arc<Admission>,
+    ) -> Self {
+        Self {
+            inner,
+            stats,
+            taps,
+            admission,
+        }
     }
 }
 
@@ -390,17 +406,26 @@ impl Listener for CountingListener {
         loop {
             match self.inner.accept().await {
                 Ok((stream, addr)) => {
+                    let slot = match self.admission.admit(addr.ip()) {
+                        Ok(slot) => slot,
+                        Err(refusal) => {
+                            self.admission.refuse(stream, refusal);
+                            continue;
+                        }
+                    };
                     // Chat frames are small and latency is the point: do not
                     // let Nagle hold them back.
                     let _ = stream.set_nodelay(true);
                     let wire = Arc::new(ConnWire::new(
                         Arc::clone(&self.stats),
                         Arc::clone(&self.taps),
+                        slot,
                     ));
                     return (Counted::new(stream, wire), addr);
                 }
-                // Out of file descriptors (or a similar resource error):
-                // back off instead of spinning on accept, and say so.
+                // Out of file descriptors (or a similar resource error),
+                // which the connection limit is there to prevent: back off
+                // instead of spinning on accept, and say so.
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed; retrying shortly");
                     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod raw_ws;
+
 use skyrocket::client::{Kind, Subscriber, Target};
 use skyrocket::message::{ChatMessage, Control, Draft, Event};
 use skyrocket::room::Resume;
