@@ -9,8 +9,7 @@ use futures_util::StreamExt;
 use skyrocket::client::{poll::PollClient, sse::SseClient, ws::WsClient, ClientError, Target};
 use skyrocket::message::{Control, Event};
 use skyrocket::room::Resume;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Attaches one client of each long-lived kind and returns a future that
@@ -67,40 +66,16 @@ async fn shutdown_ends_streams_sockets_and_held_polls() {
 
 #[tokio::test]
 async fn the_binary_exits_cleanly_on_sigterm_with_clients_attached() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_skyrocket"))
-        .args(["--addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // The binary prints its URLs once it listens.
-    let stdout = child.stdout.take().unwrap();
-    let base = tokio::task::spawn_blocking(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        let base = lines
-            .find_map(|line| {
-                let line = line.ok()?;
-                let url = line.split_once("demo page: ")?.1.trim();
-                Some(url.trim_end_matches('/').to_owned())
-            })
-            .expect("the server prints its address");
-        // Keep draining, as a terminal would, until the server exits.
-        std::thread::spawn(move || lines.for_each(drop));
-        base
-    });
-    let base = within(PATIENCE, base).await.unwrap();
-    let ended = attach_all(&Target::new(base, "lobby")).await;
+    let server = ChildServer::start(&[]).await;
+    let ended = attach_all(&server.target("lobby")).await;
     let checks = tokio::spawn(ended);
 
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &server.pid().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     within(PATIENCE, checks).await.unwrap();
-    let exit = within(PATIENCE, tokio::task::spawn_blocking(move || child.wait()))
-        .await
-        .unwrap()
-        .unwrap();
+    let exit = server.exit_status().await;
     assert!(exit.success(), "exit status {exit:?}");
 }

@@ -1,0 +1,301 @@
+//! The limits table of the README, one test per limit that has no other
+//! home: connections in all and per address, the send rate, the replay
+//! cap, one held long poll per client, and the default connection limit
+//! taken from the process's open-file limit. (Message size: `echo.rs`;
+//! body size: `bad_input.rs`; write timeout and slow readers:
+//! `slow_reader.rs` and `hostile.rs`; ping, pong and SSE keepalive:
+//! `liveness.rs`; the header timeout: `hostile.rs`.)
+
+mod common;
+
+use common::*;
+use skyrocket::client::ws::WsClient;
+use skyrocket::client::Kind;
+use skyrocket::config::RateLimit;
+use skyrocket::message::{Control, Event};
+use skyrocket::room::Resume;
+use skyrocket::stats::Limit;
+use skyrocket::Config;
+use tokio::net::TcpStream;
+
+fn error_text(body: &str) -> String {
+    let json: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body:?}"));
+    json["error"].as_str().expect("an error field").to_owned()
+}
+
+/// `n` idle connections from the loopback address `from`, once the server
+/// has admitted them all.
+async fn hold(server: &TestServer, from: &str, n: usize) -> Vec<TcpStream> {
+    let mut held = Vec::new();
+    for _ in 0..n {
+        held.push(connect_from(from, server.addr).await);
+    }
+    eventually(|| async { server.state.admission.open() == n }).await;
+    held
+}
+
+#[tokio::test]
+async fn beyond_max_connections_a_new_one_gets_a_503_and_serving_goes_on() {
+    let mut config = Config::default();
+    config.connections.max = 8;
+    let server = TestServer::with_config(config).await;
+    let mut held = hold(&server, "127.0.0.1", 8).await;
+
+    let over = TcpStream::connect(server.addr).await.unwrap();
+    let (status, body) = raw_http(over, &get_request("/healthz")).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(error_text(&body).contains("connection limit"), "{body}");
+
+    // A burst over the limit: every connection is answered 503, or closed
+    // unanswered once too many refusals are in progress; none hangs, and
+    // none takes a place.
+    let burst: Vec<_> = (0..200)
+        .map(|_| {
+            let addr = server.addr;
+            tokio::spawn(async move {
+                let stream = TcpStream::connect(addr).await.unwrap();
+                try_raw_http(stream, &get_request("/healthz")).await
+            })
+        })
+        .collect();
+    let mut answered = 0;
+    for answer in burst {
+        if let Some((status, _)) = within(PATIENCE, answer).await.unwrap() {
+            assert_eq!(status, 503);
+            answered += 1;
+        }
+    }
+    println!(
+        "max connections: of 200 over the limit at once, {answered} answered 503, the rest closed"
+    );
+    assert!(answered > 0);
+    assert_eq!(server.state.admission.open(), 8);
+    let refused = server.state.stats.limit_count(Limit::RefusedFull);
+    assert_eq!(refused, 201);
+
+    // One place frees up: a normal client is served again.
+    held.truncate(7);
+    eventually(|| async { server.state.admission.open() == 7 }).await;
+    let stream = TcpStream::connect(server.addr).await.unwrap();
+    assert_eq!(raw_http(stream, &get_request("/healthz")).await.0, 200);
+}
+
+#[tokio::test]
+async fn one_address_gets_its_share_of_connections_and_a_429_beyond() {
+    let mut config = Config::default();
+    config.connections.max_per_ip = 4;
+    config.connections.limit_loopback = true;
+    let server = TestServer::with_config(config).await;
+    let _held = hold(&server, "127.0.0.2", 4).await;
+    let over = connect_from("127.0.0.2", server.addr).await;
+    let (status, body) = raw_http(over, &get_request("/healthz")).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(
+        error_text(&body).contains("too many connections from your address"),
+        "{body}"
+    );
+    // Another address is not affected.
+    let other = connect_from("127.0.0.3", server.addr).await;
+    assert_eq!(raw_http(other, &get_request("/healthz")).await.0, 200);
+}
+
+#[tokio::test]
+async fn loopback_is_exempt_from_the_per_address_cap_by_default() {
+    let mut config = Config::default();
+    config.connections.max_per_ip = 4;
+    let server = TestServer::with_config(config).await;
+    let _held = hold(&server, "127.0.0.2", 10).await;
+    let more = connect_from("127.0.0.2", server.addr).await;
+    assert_eq!(raw_http(more, &get_request("/healthz")).await.0, 200);
+}
+
+/// A burst of 3 and one more a second; the tests send 3 + 10 at once, so
+/// some are refused unless sending 10 took over 10 seconds.
+fn rate_limited_config() -> Config {
+    let mut config = Config {
+        send_rate: RateLimit {
+            per_second: 1,
+            burst: 3,
+        },
+        ..Config::default()
+    };
+    config.connections.limit_loopback = true;
+    config
+}
+
+const SENDS: usize = 13;
+
+#[tokio::test]
+async fn http_sends_over_the_rate_get_429_per_address() {
+    let server = TestServer::with_config(rate_limited_config()).await;
+    let target = server.target("rate");
+    let mut statuses = Vec::new();
+    for i in 0..SENDS {
+        match target.send(&draft("ada", &format!("m{i}"))).await {
+            Ok(_) => statuses.push(201),
+            Err(skyrocket::client::ClientError::Status(code, body)) => {
+                assert!(error_text(&body).contains("rate limited"), "{body}");
+                statuses.push(code);
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(statuses[..3], [201, 201, 201]);
+    assert!(statuses[3..].contains(&429), "{statuses:?}");
+
+    // Another address has its own bucket.
+    let other = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let response = other
+        .post(format!("{}/rooms/rate/messages", server.base()))
+        .json(&serde_json::json!({"user": "bob", "text": "mine"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    let stats = server.stats().await;
+    assert!(stats["limits"]["sends_rate_limited"].as_u64() >= Some(1));
+}
+
+#[tokio::test]
+async fn websocket_sends_over_the_rate_get_error_events_and_the_socket_stays() {
+    let server = TestServer::with_config(rate_limited_config()).await;
+    let target = server.target("rate");
+    let mut socket = WsClient::connect(&target, &Resume::default())
+        .await
+        .unwrap();
+    for i in 0..SENDS {
+        socket.send(&draft("ada", &format!("m{i}"))).await.unwrap();
+    }
+    let (mut acks, mut refusals) = (0, 0);
+    while acks + refusals < SENDS {
+        match within(PATIENCE, socket.next_event()).await.unwrap() {
+            Event::Control(Control::Ack { .. }) => acks += 1,
+            Event::Control(Control::Error { error }) => {
+                assert!(error.contains("rate limited"), "{error}");
+                refusals += 1;
+            }
+            _ => continue,
+        }
+    }
+    assert!((3..SENDS).contains(&acks), "the burst is 3: {acks} acks");
+    assert!(refusals >= 1);
+    // Still open and served: a bad command gets its own error.
+    socket
+        .send_raw(tokio_tungstenite::tungstenite::Message::text("not json"))
+        .await
+        .unwrap();
+    loop {
+        if let Event::Control(Control::Error { error }) =
+            within(PATIENCE, socket.next_event()).await.unwrap()
+        {
+            assert!(error.contains("bad command"), "{error}");
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn loopback_senders_are_not_rate_limited_by_default() {
+    let server = TestServer::start().await;
+    let target = server.target("fast");
+    let burst = Config::default().send_rate.burst;
+    for i in 0..(3 * burst) {
+        target.send(&draft("ada", &format!("m{i}"))).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_resume_replays_at_most_max_replay_and_the_rest_is_a_gap() {
+    let server = TestServer::with_config(Config {
+        history: 50,
+        max_replay: 10,
+        ..Config::default()
+    })
+    .await;
+    let target = server.target("replay");
+    for i in 1..=30 {
+        target.send(&draft("ada", &format!("m{i}"))).await.unwrap();
+    }
+    for kind in Kind::ALL {
+        let mut client = subscribe(kind, &target, from_start()).await;
+        assert_eq!(
+            next_significant(&mut client).await,
+            Event::Control(Control::Gap { from: 1, to: 20 }),
+            "{}",
+            kind.name()
+        );
+        for expected in 21..=30 {
+            assert_eq!(next_message(&mut client).await.id, expected);
+        }
+        // Within the cap, no gap.
+        let resume = Resume {
+            since: Some(25),
+            epoch: None,
+        };
+        let mut client = subscribe(kind, &target, resume).await;
+        assert_eq!(next_message(&mut client).await.id, 26, "{}", kind.name());
+    }
+}
+
+#[tokio::test]
+async fn a_second_long_poll_from_one_client_supersedes_the_first_with_a_409() {
+    let server = TestServer::start().await;
+    let http = reqwest::Client::new();
+    let poll = |client: &str| {
+        http.get(format!(
+            "{}/rooms/overlap/poll?since=0&wait=25&client={client}",
+            server.base()
+        ))
+        .send()
+    };
+    let first = tokio::spawn(poll("tab-1"));
+    let bystander = tokio::spawn(poll("tab-2"));
+    eventually(|| async { server.state.held_polls.len() == 2 }).await;
+
+    let second = tokio::spawn(poll("tab-1"));
+    let first = within(PATIENCE, first).await.unwrap().unwrap();
+    assert_eq!(first.status().as_u16(), 409);
+    let body = first.text().await.unwrap();
+    assert!(error_text(&body).contains("superseded"), "{body}");
+    // The newer poll is the one held, with the other client's.
+    eventually(|| async { server.state.held_polls.len() == 2 }).await;
+
+    let id = server
+        .target("overlap")
+        .send(&draft("ada", "hello"))
+        .await
+        .unwrap();
+    for held in [second, bystander] {
+        let response = within(PATIENCE, held).await.unwrap().unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["messages"][0]["id"], id, "{body}");
+    }
+    assert_eq!(server.stats().await["limits"]["polls_superseded"], 1);
+}
+
+#[tokio::test]
+async fn the_default_connection_limit_follows_the_open_file_limit() {
+    // 100 descriptors: the binary keeps a reserve, and answers the
+    // connections beyond its limit with 503 rather than failing accept.
+    let server = ChildServer::start_with_open_files(100, &[]).await;
+    let stats = server.stats().await;
+    let max = stats["connections"]["max"].as_u64().unwrap();
+    assert_eq!(max, 68, "100 minus a reserve of 32");
+    let mut held = Vec::new();
+    for _ in 0..max + 5 {
+        held.push(TcpStream::connect(server.addr()).await.unwrap());
+    }
+    let over = TcpStream::connect(server.addr()).await.unwrap();
+    assert_eq!(raw_http(over, &get_request("/healthz")).await.0, 503);
+    drop(held);
+    eventually(|| async {
+        let stream = TcpStream::connect(server.addr()).await.unwrap();
+        raw_http(stream, &get_request("/healthz")).await.0 == 200
+    })
+    .await;
+}
