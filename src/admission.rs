@@ -185,6 +185,7 @@ mod tests {
                 max,
                 max_per_ip,
                 limit_loopback,
+                send_buffer: 0,
             },
             Arc::default(),
         ))

@@ -207,6 +207,7 @@ async fn stats(State(state): State<AppState>) -> Response {
     json["connections"] = serde_json::json!({
         "open": state.admission.open(),
         "max": state.admission.limits().max,
+        "memory_trims": crate::memory::trims(),
     });
     ([(header::CACHE_CONTROL, "no-store")], Json(json)).into_response()
 }

@@ -65,6 +65,11 @@ pub struct ConnectionLimits {
     pub max: usize,
     /// Connections from one address; beyond it, 429 and closed.
     pub max_per_ip: usize,
+    /// The kernel's send buffer for each accepted socket, in bytes (Linux
+    /// doubles it for its own bookkeeping); 0 leaves it to the kernel,
+    /// which grows it up to `tcp_wmem` (4 MiB here) for a peer that does
+    /// not read. Part of each client's send queue, so it is bounded.
+    pub send_buffer: usize,
     /// Apply the per-address limits (`max_per_ip`, the send and frame
     /// rates) to loopback peers too. Off by default: on loopback are the
     /// presenter, `loadgen`, the benches and the conformance suite, which
@@ -148,6 +153,7 @@ impl Default for ConnectionLimits {
         Self {
             max: default_max_connections(open_file_limit()),
             max_per_ip: 256,
+            send_buffer: 64 * 1024,
             limit_loopback: false,
         }
     }

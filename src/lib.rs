@@ -11,6 +11,7 @@
 //!   header read timeout and graceful shutdown;
 //! - [`admission`]: the connection limits, and a clear answer beyond them;
 //! - [`ratelimit`]: send and frame rates as token buckets;
+//! - [`memory`]: freed memory handed back after a wave of closed connections;
 //! - [`origin`]: which pages may use the rooms (RFC 6455 section 10.2);
 //! - [`wire`] and [`stats`]: byte accounting on the real sockets, per transport;
 //! - [`wirecost`]: bytes per message per transport, from the accounting;
@@ -24,6 +25,7 @@ pub mod backbone;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod memory;
 pub mod message;
 pub mod origin;
 pub mod ratelimit;

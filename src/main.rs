@@ -82,6 +82,10 @@ struct Args {
     /// Connections one address may hold; beyond, 429 and close.
     #[arg(long, default_value_t = defaults().connections.max_per_ip)]
     max_connections_per_ip: usize,
+    /// The kernel's send buffer per socket, in bytes (0: the kernel's
+    /// autotuning, up to tcp_wmem's maximum).
+    #[arg(long, default_value_t = defaults().connections.send_buffer)]
+    socket_send_buffer_bytes: usize,
     /// Apply the per-address limits (connections per address, send and
     /// frame rates) to loopback peers too; needed behind a local proxy.
     #[arg(long)]
@@ -136,6 +140,7 @@ impl Args {
             connections.max = max;
         }
         connections.max_per_ip = self.max_connections_per_ip;
+        connections.send_buffer = self.socket_send_buffer_bytes;
         connections.limit_loopback = self.limit_loopback;
         config
     }

@@ -54,6 +54,7 @@ pub async fn run(
         }
     });
     tokio::spawn(publish_presence(state.clone()));
+    tokio::spawn(crate::memory::release_after_waves(state.clone()));
 
     let mut listener = CountingListener::new(
         listener,

@@ -416,6 +416,12 @@ impl Listener for CountingListener {
                     // Chat frames are small and latency is the point: do not
                     // let Nagle hold them back.
                     let _ = stream.set_nodelay(true);
+                    // Bound what the kernel holds for a peer that does not
+                    // read; the rest of its send queue is in user space.
+                    let send_buffer = self.admission.limits().send_buffer;
+                    if send_buffer > 0 {
+                        let _ = socket2::SockRef::from(&stream).set_send_buffer_size(send_buffer);
+                    }
                     let wire = Arc::new(ConnWire::new(
                         Arc::clone(&self.stats),
                         Arc::clone(&self.taps),

@@ -309,3 +309,19 @@ impl Drop for ChildServer {
         }
     }
 }
+
+/// A WebSocket whose TCP receive buffer is tiny, so the server's writes back
+/// up after a few KiB once it stops reading.
+pub async fn tiny_buffer_socket(
+    addr: SocketAddr,
+    path: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let url = format!("ws://{addr}{path}");
+    tokio_tungstenite::client_async(url, stream)
+        .await
+        .unwrap()
+        .0
+}
