@@ -186,6 +186,8 @@ mod tests {
                 max_per_ip,
                 limit_loopback,
                 send_buffer: 0,
+                write_stall: std::time::Duration::from_secs(10),
+                http_buffer: 64 * 1024,
             },
             Arc::default(),
         ))

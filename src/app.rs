@@ -100,7 +100,13 @@ pub fn app(state: AppState) -> Router {
     // What a page on another site could use with the visitor's cookies:
     // checked against the allowed origins (see `origin.rs`).
     let guarded = Router::new()
-        .route("/rooms/{room}/messages", post(send::post_message))
+        .route(
+            "/rooms/{room}/messages",
+            post(send::post_message).layer(middleware::from_fn_with_state(
+                state.clone(),
+                send::read_body_in_time,
+            )),
+        )
         .route("/rooms/{room}/ws", get(ws::upgrade))
         .route("/rooms/{room}/sse", get(sse::stream))
         .route("/rooms/{room}/poll", get(poll::poll))

@@ -70,6 +70,16 @@ pub struct ConnectionLimits {
     /// which grows it up to `tcp_wmem` (4 MiB here) for a peer that does
     /// not read. Part of each client's send queue, so it is bounded.
     pub send_buffer: usize,
+    /// A write to any socket that makes no progress for this long fails
+    /// and closes the connection: an SSE stream or a response whose
+    /// reader stopped. Longer than `ws.write_timeout`, which acts first on
+    /// a WebSocket with its own close frame.
+    pub write_stall: Duration,
+    /// hyper's buffer per HTTP connection, in bytes: the largest request
+    /// head, and the most response bytes (an SSE stream's events) queued
+    /// in user space for a peer that is not reading. hyper's default is
+    /// about 400 KiB; at least 8 KiB.
+    pub http_buffer: usize,
     /// Apply the per-address limits (`max_per_ip`, the send and frame
     /// rates) to loopback peers too. Off by default: on loopback are the
     /// presenter, `loadgen`, the benches and the conformance suite, which
@@ -154,6 +164,8 @@ impl Default for ConnectionLimits {
             max: default_max_connections(open_file_limit()),
             max_per_ip: 256,
             send_buffer: 64 * 1024,
+            write_stall: Duration::from_secs(10),
+            http_buffer: 64 * 1024,
             limit_loopback: false,
         }
     }

@@ -86,6 +86,14 @@ struct Args {
     /// autotuning, up to tcp_wmem's maximum).
     #[arg(long, default_value_t = defaults().connections.send_buffer)]
     socket_send_buffer_bytes: usize,
+    /// Seconds a socket write may make no progress before the connection
+    /// is closed (an SSE stream or a response nobody reads).
+    #[arg(long, default_value_t = defaults().connections.write_stall.as_secs())]
+    write_stall_secs: u64,
+    /// hyper's buffer per HTTP connection: the largest request head, and
+    /// the most response bytes queued for a peer that is not reading.
+    #[arg(long, default_value_t = defaults().connections.http_buffer)]
+    http_buffer_bytes: usize,
     /// Apply the per-address limits (connections per address, send and
     /// frame rates) to loopback peers too; needed behind a local proxy.
     #[arg(long)]
@@ -141,6 +149,8 @@ impl Args {
         }
         connections.max_per_ip = self.max_connections_per_ip;
         connections.send_buffer = self.socket_send_buffer_bytes;
+        connections.write_stall = Duration::from_secs(self.write_stall_secs.max(1));
+        connections.http_buffer = self.http_buffer_bytes;
         connections.limit_loopback = self.limit_loopback;
         config
     }

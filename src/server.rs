@@ -96,7 +96,9 @@ async fn serve_connection(io: Counted<TcpStream>, info: ConnInfo, router: Router
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(state.config.header_timeout);
+        .header_read_timeout(state.config.header_timeout)
+        .max_buf_size(state.config.connections.http_buffer.max(8192))
+        .max_header_size(state.config.connections.http_buffer);
     let connection = builder
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();

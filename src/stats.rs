@@ -102,6 +102,9 @@ pub enum Limit {
     /// WebSockets closed because their send queue stayed full for the
     /// write timeout (the peer was not reading).
     WsSlowClosed,
+    /// Connections (an SSE stream, a response) closed because a write made
+    /// no progress for the stall timeout.
+    WriteStalled,
     /// WebSockets closed for not answering a ping in time.
     WsNoPongClosed,
     /// WebSockets closed for sending frames over the inbound rate.
@@ -119,11 +122,12 @@ pub enum Limit {
 }
 
 impl Limit {
-    pub const ALL: [Limit; 11] = [
+    pub const ALL: [Limit; 12] = [
         Self::RefusedFull,
         Self::RefusedPerIp,
         Self::HeaderTimeouts,
         Self::WsSlowClosed,
+        Self::WriteStalled,
         Self::WsNoPongClosed,
         Self::WsFloodClosed,
         Self::WsTooBigClosed,
@@ -139,6 +143,7 @@ impl Limit {
             Self::RefusedPerIp => "refused_per_ip",
             Self::HeaderTimeouts => "header_timeouts",
             Self::WsSlowClosed => "ws_slow_closed",
+            Self::WriteStalled => "write_stalled",
             Self::WsNoPongClosed => "ws_no_pong_closed",
             Self::WsFloodClosed => "ws_flood_closed",
             Self::WsTooBigClosed => "ws_too_big_closed",

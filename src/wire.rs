@@ -22,10 +22,11 @@
 //!   (or to `other`). Every byte lands in exactly one transport.
 
 use crate::admission::{Admission, Slot};
-use crate::stats::{Stats, Transport};
+use crate::stats::{Limit, Stats, Transport};
 use crate::wiretap::{header_value, WireTaps};
 use axum::serve::Listener;
 use bytes::Bytes;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -203,6 +204,10 @@ impl Meter for ConnWire {
         };
     }
 
+    fn on_stall(&self) {
+        self.stats.count(Limit::WriteStalled);
+    }
+
     fn on_write(&self, data: &[u8]) {
         let t = Self::tag(&self.write_tag).unwrap_or(Transport::Other);
         self.stats
@@ -233,6 +238,8 @@ fn response_complete(bytes: &[u8]) -> bool {
 pub trait Meter: Send + Sync + 'static {
     fn on_read(&self, data: &[u8]);
     fn on_write(&self, data: &[u8]);
+    /// A write made no progress for the stall timeout; the stream fails.
+    fn on_stall(&self) {}
 }
 
 /// Plain totals, for a client measuring its own socket.
@@ -292,19 +299,76 @@ impl ConnInfo {
 }
 
 /// A stream whose every read and write is told to a [`Meter`].
+///
+/// On the server side it also bounds how long a write may wait: a peer
+/// that stops reading leaves writes pending for ever (an SSE stream, a
+/// response), so a write that makes no progress for the stall timeout
+/// fails, and the connection with it. The timer exists only while a write
+/// is waiting.
 #[derive(Debug)]
 pub struct Counted<S, M = ConnWire> {
     inner: S,
     meter: Arc<M>,
+    stall: Option<Stall>,
+}
+
+#[derive(Debug)]
+struct Stall {
+    limit: Duration,
+    waiting: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<S, M> Counted<S, M> {
     pub fn new(inner: S, meter: Arc<M>) -> Self {
-        Self { inner, meter }
+        Self {
+            inner,
+            meter,
+            stall: None,
+        }
+    }
+
+    /// Fails a write that makes no progress for `limit`.
+    pub fn with_stall_timeout(mut self, limit: Duration) -> Self {
+        self.stall = Some(Stall {
+            limit,
+            waiting: None,
+        });
+        self
     }
 
     pub fn meter(&self) -> &Arc<M> {
         &self.meter
+    }
+}
+
+impl<S, M: Meter> Counted<S, M> {
+    /// Passes `result` through, starting the stall timer while it is
+    /// pending and failing once the timer runs out.
+    fn check_stall<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        result: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        let Some(stall) = self.stall.as_mut() else {
+            return result;
+        };
+        if result.is_ready() {
+            stall.waiting = None;
+            return result;
+        }
+        let limit = stall.limit;
+        let timer = stall
+            .waiting
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        if timer.as_mut().poll(cx).is_ready() {
+            stall.waiting = None;
+            self.meter.on_stall();
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the peer stopped reading",
+            )));
+        }
+        Poll::Pending
     }
 }
 
@@ -333,7 +397,7 @@ impl<S: AsyncWrite + Unpin, M: Meter> AsyncWrite for Counted<S, M> {
         if let Poll::Ready(Ok(n)) = result {
             self.meter.on_write(&data[..n]);
         }
-        result
+        self.check_stall(cx, result)
     }
 
     // hyper writes headers and body chunks with one vectored write; passing
@@ -344,6 +408,7 @@ impl<S: AsyncWrite + Unpin, M: Meter> AsyncWrite for Counted<S, M> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        let result = self.check_stall(cx, result);
         if let Poll::Ready(Ok(n)) = result {
             // The first `n` bytes across the slices were written.
             let mut left = n;
@@ -364,7 +429,8 @@ impl<S: AsyncWrite + Unpin, M: Meter> AsyncWrite for Counted<S, M> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let result = Pin::new(&mut self.inner).poll_flush(cx);
+        self.check_stall(cx, result)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -427,7 +493,8 @@ impl Listener for CountingListener {
                         Arc::clone(&self.taps),
                         slot,
                     ));
-                    return (Counted::new(stream, wire), addr);
+                    let stall = self.admission.limits().write_stall;
+                    return (Counted::new(stream, wire).with_stall_timeout(stall), addr);
                 }
                 // Out of file descriptors (or a similar resource error),
                 // which the connection limit is there to prevent: back off

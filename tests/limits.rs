@@ -299,3 +299,64 @@ async fn the_default_connection_limit_follows_the_open_file_limit() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_post_body_that_does_not_arrive_in_time_gets_408() {
+    let server = TestServer::with_config(Config {
+        header_timeout: std::time::Duration::from_millis(500),
+        ..Config::default()
+    })
+    .await;
+    let stream = TcpStream::connect(server.addr).await.unwrap();
+    // A whole head, then a tenth of the body it announced, then nothing.
+    let request = "POST /rooms/slow/messages HTTP/1.1\r\nHost: test\r\n\
+                   Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"user\":";
+    let (status, body) = raw_http(stream, request).await;
+    assert_eq!(status, 408, "{body}");
+    assert!(error_text(&body).contains("did not arrive"), "{body}");
+}
+
+#[tokio::test]
+async fn an_sse_reader_that_stops_reading_is_closed_after_the_write_stall() {
+    let mut config = Config::default();
+    config.connections.write_stall = std::time::Duration::from_millis(500);
+    let server = TestServer::with_config(config).await;
+    let target = server.target("stall");
+    let mut healthy = subscribe(Kind::Ws, &target, Resume::default()).await;
+    // An SSE request on a socket with a tiny receive buffer, never read.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stuck = socket.connect(server.addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stuck, get_request("/rooms/stall/sse").as_bytes())
+        .await
+        .unwrap();
+    eventually(|| async { server.stats().await["transports"]["sse"]["connections_open"] == 1 })
+        .await;
+    let text = "s".repeat(4000);
+    let mut sent = 0;
+    while server.state.stats.limit_count(Limit::WriteStalled) == 0 {
+        target.send(&draft("ada", &text)).await.unwrap();
+        sent += 1;
+        assert!(sent < 10_000, "the stuck SSE reader was never closed");
+    }
+    eventually(|| async { server.stats().await["transports"]["sse"]["connections_open"] == 0 })
+        .await;
+    println!(
+        "write stall: an SSE reader that never reads was closed after {sent} messages of 4 KB"
+    );
+    // The room went on meanwhile.
+    for expected in 1..=sent {
+        assert_eq!(next_message(&mut healthy).await.id, expected);
+    }
+}
+
+#[tokio::test]
+async fn a_request_head_over_the_http_buffer_gets_431() {
+    let server = TestServer::start().await;
+    let stream = TcpStream::connect(server.addr).await.unwrap();
+    let big = "a".repeat(Config::default().connections.http_buffer + 1);
+    let request =
+        format!("GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\nX-Big: {big}\r\n\r\n");
+    let (status, _) = raw_http(stream, &request).await;
+    assert_eq!(status, 431);
+}
