@@ -53,6 +53,8 @@ pub struct ConnWire {
     /// on every write, so the common case is one relaxed load.
     capturing: AtomicBool,
     capture: Mutex<Capture>,
+    /// Upgraded to a WebSocket, whose session bounds its own writes.
+    websocket: AtomicBool,
     /// This connection's place under the connection limits, given back
     /// when the connection is gone.
     _slot: Slot,
@@ -98,6 +100,7 @@ impl ConnWire {
             pending_in: AtomicU64::new(0),
             capturing: AtomicBool::new(false),
             capture: Mutex::default(),
+            websocket: AtomicBool::new(false),
         }
     }
 
@@ -179,6 +182,13 @@ impl ConnWire {
             .fetch_add(pending, Relaxed);
     }
 
+    /// The connection is now a WebSocket: its reads are `transport`'s, and
+    /// its session's write timeout replaces the socket's stall timeout.
+    pub fn upgraded_to_websocket(&self, transport: Transport) {
+        self.websocket.store(true, Relaxed);
+        self.charge_reads_to(transport);
+    }
+
     /// The request's handler has finished reading: later reads are the next
     /// request's.
     pub fn end_request(&self) {
@@ -206,6 +216,10 @@ impl Meter for ConnWire {
 
     fn on_stall(&self) {
         self.stats.count(Limit::WriteStalled);
+    }
+
+    fn stall_timeout_applies(&self) -> bool {
+        !self.websocket.load(Relaxed)
     }
 
     fn on_write(&self, data: &[u8]) {
@@ -240,6 +254,11 @@ pub trait Meter: Send + Sync + 'static {
     fn on_write(&self, data: &[u8]);
     /// A write made no progress for the stall timeout; the stream fails.
     fn on_stall(&self) {}
+    /// Whether the stream's stall timeout still applies (a WebSocket has
+    /// its own write timeout and close frame, so it opts out).
+    fn stall_timeout_applies(&self) -> bool {
+        true
+    }
 }
 
 /// Plain totals, for a client measuring its own socket.
@@ -349,7 +368,11 @@ impl<S, M: Meter> Counted<S, M> {
         cx: &mut Context<'_>,
         result: Poll<io::Result<T>>,
     ) -> Poll<io::Result<T>> {
-        let Some(stall) = self.stall.as_mut() else {
+        let Some(stall) = self
+            .stall
+            .as_mut()
+            .filter(|_| self.meter.stall_timeout_applies())
+        else {
             return result;
         };
         if result.is_ready() {

@@ -360,3 +360,35 @@ async fn a_request_head_over_the_http_buffer_gets_431() {
     let (status, _) = raw_http(stream, &request).await;
     assert_eq!(status, 431);
 }
+
+#[tokio::test]
+async fn a_websocket_is_bound_by_its_own_write_timeout_not_the_socket_stall() {
+    use futures_util::StreamExt;
+    let mut config = Config::default();
+    config.connections.write_stall = std::time::Duration::from_millis(200);
+    config.ws.write_timeout = std::time::Duration::from_secs(3600);
+    let server = TestServer::with_config(config).await;
+    let target = server.target("ws-stall");
+    let mut stalled = tiny_buffer_socket(server.addr, "/rooms/ws-stall/ws?since=0").await;
+    let mut healthy = subscribe(Kind::Sse, &target, Resume::default()).await;
+    let text = "w".repeat(4000);
+    // The healthy reader keeps up, so only the stalled socket waits.
+    for expected in 1..=200 {
+        target.send(&draft("ada", &text)).await.unwrap();
+        assert_eq!(next_message(&mut healthy).await.id, expected);
+    }
+    // The stalled client stays silent for several stall timeouts: this
+    // sleep is the client's behaviour under test, not a wait for an event.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(server.state.stats.limit_count(Limit::WriteStalled), 0);
+    let mut next = 1;
+    while next <= 200 {
+        let frame = within(PATIENCE, stalled.next()).await.unwrap().unwrap();
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = frame {
+            if let Event::Message(m) = serde_json::from_str::<Event>(&text).unwrap() {
+                assert_eq!(m.id, next);
+                next += 1;
+            }
+        }
+    }
+}

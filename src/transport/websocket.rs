@@ -75,7 +75,7 @@ where
         .on_upgrade(move |socket| async move {
             let _tracked = tracked;
             if let Some(conn) = conn {
-                conn.wire.charge_reads_to(transport);
+                conn.wire.upgraded_to_websocket(transport);
             }
             session(Link::new(socket, state, limited)).await;
         })
