@@ -392,3 +392,31 @@ async fn a_websocket_is_bound_by_its_own_write_timeout_not_the_socket_stall() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_header_timeout_does_not_cut_streams_or_held_polls() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut config = Config {
+        header_timeout: std::time::Duration::from_millis(300),
+        ..Config::default()
+    };
+    config.sse.keepalive = std::time::Duration::from_millis(100);
+    let server = TestServer::with_config(config).await;
+    // An SSE stream outlives many header timeouts: 20 keepalives at
+    // 100 ms apart span 2 s, against a 300 ms timeout.
+    let mut sse = TcpStream::connect(server.addr).await.unwrap();
+    sse.write_all(get_request("/rooms/long/sse").as_bytes())
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    while seen.windows(3).filter(|w| w == b":\n\n").count() < 20 {
+        let n = within(PATIENCE, sse.read(&mut buf)).await.unwrap();
+        assert!(n > 0, "the stream was cut");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    // A long poll held for 1 s is answered, not cut.
+    let stream = TcpStream::connect(server.addr).await.unwrap();
+    let (status, body) = raw_http(stream, &get_request("/rooms/long/poll?wait=1")).await;
+    assert_eq!(status, 200, "{body}");
+}
