@@ -5,7 +5,8 @@
 //! - [`message`]: the message and event model, encoded once per message;
 //! - [`room`]: rooms, resume from a cursor, subscriptions, presence; no HTTP;
 //! - [`backbone`]: where rooms keep and fan out messages (in memory);
-//! - [`transport`]: one thin adapter per transport (`ws`, `sse`, `poll`, `send`);
+//! - [`transport`]: one thin adapter per transport (`ws`, `sse`, `poll`, `send`),
+//!   the `/echo/ws` socket, and the WebSocket code both sockets share;
 //! - [`app`]: `AppState` and the router; [`error`]: errors to HTTP, in one place;
 //! - [`server`]: `run(listener, state, shutdown)`: the serve loop, with a
 //!   header read timeout and graceful shutdown;

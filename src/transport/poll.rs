@@ -18,8 +18,7 @@
 use crate::app::{AppState, Conn, RoomParam};
 use crate::error::ApiError;
 use crate::room::{Delivery, Via};
-use crate::stats::Limit;
-use crate::stats::Transport;
+use crate::stats::{Limit, Transport};
 use crate::transport::ReadQuery;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
