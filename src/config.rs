@@ -149,6 +149,18 @@ impl Default for WsConfig {
     }
 }
 
+impl WsConfig {
+    /// `max_write_buffer`, raised if need be so that one frame of the
+    /// largest message fits and it exceeds `write_buffer` (tungstenite
+    /// refuses a configuration where it does not).
+    pub fn effective_max_write_buffer(&self) -> usize {
+        // A frame header is at most 14 bytes.
+        self.max_write_buffer
+            .max(self.max_message + 14)
+            .max(self.write_buffer + 1)
+    }
+}
+
 impl Default for SseConfig {
     fn default() -> Self {
         Self {

@@ -44,7 +44,8 @@ struct Args {
     /// Bytes of frames gathered before a WebSocket write.
     #[arg(long, default_value_t = defaults().ws.write_buffer)]
     ws_write_buffer_bytes: usize,
-    /// The most bytes of frames queued for one WebSocket (its send queue).
+    /// The most bytes of frames queued for one WebSocket (its send queue);
+    /// raised if need be to hold one largest frame.
     #[arg(long, default_value_t = defaults().ws.max_write_buffer)]
     ws_max_write_buffer_bytes: usize,
     /// Milliseconds a WebSocket write may take; a slower peer is closed.
@@ -130,10 +131,7 @@ impl Args {
         ws.max_message = self.ws_max_message_bytes;
         ws.read_buffer = self.ws_read_buffer_bytes;
         ws.write_buffer = self.ws_write_buffer_bytes;
-        // A frame of the largest message must fit in the send queue.
-        ws.max_write_buffer = self
-            .ws_max_write_buffer_bytes
-            .max(self.ws_max_message_bytes + 64);
+        ws.max_write_buffer = self.ws_max_write_buffer_bytes;
         ws.write_timeout = Duration::from_millis(self.ws_write_timeout_ms.max(1));
         ws.ping_interval = Duration::from_secs(self.ws_ping_secs.max(1));
         ws.pong_timeout = Duration::from_secs(self.ws_pong_timeout_secs.max(1));

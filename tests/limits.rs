@@ -1,7 +1,8 @@
 //! The limits table of the README, one test per limit that has no other
 //! home: connections in all and per address, the send rate, the replay
-//! cap, one held long poll per client, and the default connection limit
-//! taken from the process's open-file limit. (Message size: `echo.rs`;
+//! cap, one held long poll per client, the default connection limit taken
+//! from the process's open-file limit, the body and write-stall timeouts,
+//! the request head size, and what the small socket buffers save. (Message size: `echo.rs`;
 //! body size: `bad_input.rs`; write timeout and slow readers:
 //! `slow_reader.rs` and `hostile.rs`; ping, pong and SSE keepalive:
 //! `liveness.rs`; the header timeout: `hostile.rs`.)
@@ -419,4 +420,49 @@ async fn the_header_timeout_does_not_cut_streams_or_held_polls() {
     let stream = TcpStream::connect(server.addr).await.unwrap();
     let (status, body) = raw_http(stream, &get_request("/rooms/long/poll?wait=1")).await;
     assert_eq!(status, 200, "{body}");
+}
+
+/// Resident memory per idle WebSocket on a child server started with `args`.
+async fn kib_per_idle_websocket(args: &[&str]) -> f64 {
+    use futures_util::StreamExt;
+    const SOCKETS: usize = 500;
+    let server = ChildServer::start(args).await;
+    let target = server.target("idle");
+    // Warm up: the room and the runtime's first allocations.
+    let mut warm = WsClient::connect(&target, &Resume::default())
+        .await
+        .unwrap();
+    warm.next_event().await.unwrap();
+    let before = server.rss_kib();
+    let mut sockets = Vec::new();
+    for _ in 0..SOCKETS {
+        let url = format!("ws://{}/rooms/idle/ws", server.addr());
+        let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        // The hello has arrived: the server's session is running.
+        within(PATIENCE, socket.next()).await.unwrap().unwrap();
+        sockets.push(socket);
+    }
+    server.stats().await;
+    (server.rss_kib() - before) as f64 / SOCKETS as f64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_websocket_costs_the_server_little_memory() {
+    // Also a configuration tungstenite would refuse as given (a write
+    // buffer as large as the bounded one): the server raises the bound.
+    let ours = kib_per_idle_websocket(&[]).await;
+    let defaults = kib_per_idle_websocket(&[
+        "--ws-read-buffer-bytes",
+        "131072",
+        "--ws-write-buffer-bytes",
+        "131072",
+    ])
+    .await;
+    println!(
+        "idle WebSocket: {ours:.1} KiB of server RSS each with 4/8 KiB buffers, \
+         {defaults:.1} KiB with tungstenite's 128 KiB defaults"
+    );
+    // The small buffers are what keeps an idle socket cheap.
+    assert!(ours < 32.0, "{ours:.1} KiB per idle socket");
+    assert!(ours * 4.0 < defaults, "{ours:.1} vs {defaults:.1} KiB");
 }

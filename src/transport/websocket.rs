@@ -47,7 +47,7 @@ pub fn configure(upgrade: WebSocketUpgrade, settings: &WsConfig) -> WebSocketUpg
     upgrade
         .read_buffer_size(settings.read_buffer)
         .write_buffer_size(settings.write_buffer)
-        .max_write_buffer_size(settings.max_write_buffer)
+        .max_write_buffer_size(settings.effective_max_write_buffer())
         .max_message_size(settings.max_message)
         .max_frame_size(settings.max_message)
 }
