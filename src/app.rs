@@ -1,12 +1,16 @@
 //! `AppState` and `app(state) -> Router`: every route on one screen.
 
+use crate::admission::Admission;
 use crate::backbone::redis::RedisConfig;
 use crate::backbone::{Backbone, BackboneError};
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::origin::{self, OriginPolicy};
+use crate::ratelimit::PerAddress;
 use crate::room::{Room, RoomConfig, Rooms};
 use crate::stats::{Stats, Transport};
-use crate::transport::{poll, send, sse, ws};
+use crate::transport::poll::HeldPolls;
+use crate::transport::{echo, poll, send, sse, ws};
 use crate::wire::{self, ConnInfo};
 use crate::wiretap::{RoomTap, WireTaps};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, Request, State};
@@ -34,17 +38,34 @@ pub struct AppState {
     pub tasks: TaskTracker,
     /// The raw wire view's capture, off until someone opens it.
     pub taps: Arc<WireTaps>,
+    /// The connection limits, and the connections admitted under them.
+    pub admission: Arc<Admission>,
+    /// The send rate of HTTP senders, per address.
+    pub http_sends: Arc<PerAddress>,
+    /// Long polls being held, one per client.
+    pub held_polls: Arc<HeldPolls>,
+    /// Which pages may use the rooms (RFC 6455 section 10.2).
+    pub origins: Arc<OriginPolicy>,
 }
 
 impl AppState {
     pub fn new(config: Config, backbone: Backbone) -> Self {
         let room_config = RoomConfig {
             max_text_bytes: config.max_text_bytes,
+            max_replay: config.max_replay,
             ..RoomConfig::default()
         };
+        let stats = Arc::<Stats>::default();
         Self {
             rooms: Arc::new(Rooms::new(backbone, room_config)),
-            stats: Arc::default(),
+            admission: Arc::new(Admission::new(
+                config.connections.clone(),
+                Arc::clone(&stats),
+            )),
+            http_sends: Arc::new(PerAddress::new(config.send_rate)),
+            held_polls: Arc::default(),
+            origins: Arc::new(OriginPolicy::new(&config.allowed_origins)),
+            stats,
             config: Arc::new(config),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -94,6 +115,22 @@ impl AppState {
 }
 
 pub fn app(state: AppState) -> Router {
+    // What a page on another site could use with the visitor's cookies:
+    // checked against the allowed origins (see `origin.rs`).
+    let guarded = Router::new()
+        .route(
+            "/rooms/{room}/messages",
+            post(send::post_message).layer(middleware::from_fn_with_state(
+                state.clone(),
+                send::read_body_in_time,
+            )),
+        )
+        .route("/rooms/{room}/ws", get(ws::upgrade))
+        .route("/rooms/{room}/sse", get(sse::stream))
+        .route("/rooms/{room}/poll", get(poll::poll))
+        .route("/rooms/{room}/wire", get(wire_view))
+        .route("/echo/ws", get(echo::upgrade))
+        .route_layer(middleware::from_fn_with_state(state.clone(), origin::check));
     Router::new()
         .route("/", get(demo_page))
         .route("/app.js", get(demo_script))
@@ -101,11 +138,7 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::slides::routes())
         .route("/healthz", get(healthz))
         .route("/stats", get(stats))
-        .route("/rooms/{room}/messages", post(send::post_message))
-        .route("/rooms/{room}/ws", get(ws::upgrade))
-        .route("/rooms/{room}/sse", get(sse::stream))
-        .route("/rooms/{room}/poll", get(poll::poll))
-        .route("/rooms/{room}/wire", get(wire_view))
+        .merge(guarded)
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -195,11 +228,13 @@ async fn healthz(State(state): State<AppState>) -> Response {
 }
 
 async fn stats(State(state): State<AppState>) -> Response {
-    (
-        [(header::CACHE_CONTROL, "no-store")],
-        Json(state.stats.to_json(&state.rooms)),
-    )
-        .into_response()
+    let mut json = state.stats.to_json(&state.rooms);
+    json["connections"] = serde_json::json!({
+        "open": state.admission.open(),
+        "max": state.admission.limits().max,
+        "memory_trims": crate::memory::trims(),
+    });
+    ([(header::CACHE_CONTROL, "no-store")], Json(json)).into_response()
 }
 
 // The page is compiled into the binary so the server runs from any

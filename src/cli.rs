@@ -6,12 +6,20 @@
 //! process of its own executable (`loadgen serve ...`). So the server that
 //! loadgen measures is always the one it was built with, and a fresh clone
 //! needs one `cargo run` for a whole comparison.
+//!
+//! Every limit in the README's limits table is a flag here; each default
+//! comes from `Config::default()`, so there is one source for them.
 
+use crate::config::{self, RateLimit};
 use crate::{AppState, Config};
 use clap::Parser;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
+
+fn defaults() -> Config {
+    Config::default()
+}
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -23,37 +31,137 @@ pub struct ServerArgs {
     #[arg(long, default_value = "127.0.0.1:3000")]
     pub addr: SocketAddr,
     /// Messages each room keeps for resume.
-    #[arg(long, default_value_t = 1000)]
-    pub history: usize,
+    #[arg(long, default_value_t = defaults().history)]
+    history: usize,
+    /// The most messages one resume replays; older ones become a gap.
+    #[arg(long, default_value_t = defaults().max_replay)]
+    max_replay: usize,
     /// Largest message text, in bytes.
-    #[arg(long, default_value_t = 4096)]
-    pub max_text_bytes: usize,
+    #[arg(long, default_value_t = defaults().max_text_bytes)]
+    max_text_bytes: usize,
+    /// Largest POST body, in bytes (413 beyond).
+    #[arg(long, default_value_t = defaults().max_body_bytes)]
+    max_body_bytes: usize,
+    /// Largest WebSocket message and frame, in bytes (close 1009 beyond).
+    #[arg(long, default_value_t = defaults().ws.max_message)]
+    ws_max_message_bytes: usize,
+    /// tungstenite's read buffer per WebSocket, in bytes.
+    #[arg(long, default_value_t = defaults().ws.read_buffer)]
+    ws_read_buffer_bytes: usize,
+    /// Bytes of frames gathered before a WebSocket write.
+    #[arg(long, default_value_t = defaults().ws.write_buffer)]
+    ws_write_buffer_bytes: usize,
+    /// The most bytes of frames queued for one WebSocket (its send queue);
+    /// raised if need be to hold one largest frame.
+    #[arg(long, default_value_t = defaults().ws.max_write_buffer)]
+    ws_max_write_buffer_bytes: usize,
+    /// Milliseconds a WebSocket write may take; a slower peer is closed.
+    #[arg(long, default_value_t = defaults().ws.write_timeout.as_millis() as u64)]
+    ws_write_timeout_ms: u64,
     /// Seconds between server pings on each WebSocket.
-    #[arg(long, default_value_t = 25)]
-    pub ws_ping_secs: u64,
+    #[arg(long, default_value_t = defaults().ws.ping_interval.as_secs())]
+    ws_ping_secs: u64,
     /// Seconds a WebSocket peer has to answer a ping.
-    #[arg(long, default_value_t = 10)]
-    pub ws_pong_timeout_secs: u64,
+    #[arg(long, default_value_t = defaults().ws.pong_timeout.as_secs())]
+    ws_pong_timeout_secs: u64,
+    /// Frames per second one WebSocket peer may send, sustained (0: no limit).
+    #[arg(long, default_value_t = defaults().ws.inbound_rate.per_second)]
+    ws_frame_rate: u32,
+    /// Frames one WebSocket peer may send in a burst.
+    #[arg(long, default_value_t = defaults().ws.inbound_rate.burst)]
+    ws_frame_burst: u32,
     /// Seconds between SSE keepalive comments on a quiet stream.
-    #[arg(long, default_value_t = 15)]
-    pub sse_keepalive_secs: u64,
+    #[arg(long, default_value_t = defaults().sse.keepalive.as_secs())]
+    sse_keepalive_secs: u64,
+    /// The SSE `retry:` hint, in milliseconds.
+    #[arg(long, default_value_t = defaults().sse.retry.as_millis() as u64)]
+    sse_retry_ms: u64,
+    /// The longest a long poll may be held, in seconds.
+    #[arg(long, default_value_t = defaults().max_poll_wait.as_secs())]
+    max_poll_wait_secs: u64,
+    /// Seconds a client has to send a request head (and a WebSocket
+    /// handshake); also how long an idle keep-alive connection stays open.
+    #[arg(long, default_value_t = defaults().header_timeout.as_secs())]
+    header_timeout_secs: u64,
+    /// Connections held at most; beyond, 503 and close [default: the
+    /// open-file limit minus a reserve].
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Connections one address may hold; beyond, 429 and close.
+    #[arg(long, default_value_t = defaults().connections.max_per_ip)]
+    max_connections_per_ip: usize,
+    /// The kernel's send buffer per socket, in bytes (0: the kernel's
+    /// autotuning, up to tcp_wmem's maximum).
+    #[arg(long, default_value_t = defaults().connections.send_buffer)]
+    socket_send_buffer_bytes: usize,
+    /// Seconds a socket write may make no progress before the connection
+    /// is closed (an SSE stream or a response nobody reads).
+    #[arg(long, default_value_t = defaults().connections.write_stall.as_secs())]
+    write_stall_secs: u64,
+    /// hyper's buffer per HTTP connection: the largest request head, and
+    /// the most response bytes queued for a peer that is not reading.
+    #[arg(long, default_value_t = defaults().connections.http_buffer)]
+    http_buffer_bytes: usize,
+    /// Apply the per-address limits (connections per address, send and
+    /// frame rates) to loopback peers too; needed behind a local proxy.
+    #[arg(long)]
+    limit_loopback: bool,
+    /// Messages per second one client may send, sustained (0: no limit).
+    #[arg(long, default_value_t = defaults().send_rate.per_second)]
+    send_rate: u32,
+    /// Messages one client may send in a burst.
+    #[arg(long, default_value_t = defaults().send_rate.burst)]
+    send_burst: u32,
+    /// A page origin allowed besides the server's own and loopback ones,
+    /// as scheme://host[:port], or * for any; repeatable.
+    #[arg(long = "allow-origin")]
+    allow_origins: Vec<String>,
     /// Share rooms with other instances through Redis Streams, for example
     /// `redis://127.0.0.1:6379`. Without it, rooms live in this process.
     #[arg(long, value_name = "URL")]
-    pub redis: Option<String>,
+    redis: Option<String>,
 }
 
 impl ServerArgs {
     pub fn config(&self) -> Config {
         let mut config = Config {
             history: self.history,
+            max_replay: self.max_replay,
             max_text_bytes: self.max_text_bytes,
+            max_body_bytes: self.max_body_bytes,
+            max_poll_wait: Duration::from_secs(self.max_poll_wait_secs.max(1)),
+            header_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
+            send_rate: RateLimit {
+                per_second: self.send_rate,
+                burst: self.send_burst,
+            },
+            allowed_origins: self.allow_origins.clone(),
             redis: self.redis.clone(),
             ..Config::default()
         };
-        config.ws.ping_interval = Duration::from_secs(self.ws_ping_secs.max(1));
-        config.ws.pong_timeout = Duration::from_secs(self.ws_pong_timeout_secs.max(1));
+        let ws = &mut config.ws;
+        ws.max_message = self.ws_max_message_bytes;
+        ws.read_buffer = self.ws_read_buffer_bytes;
+        ws.write_buffer = self.ws_write_buffer_bytes;
+        ws.max_write_buffer = self.ws_max_write_buffer_bytes;
+        ws.write_timeout = Duration::from_millis(self.ws_write_timeout_ms.max(1));
+        ws.ping_interval = Duration::from_secs(self.ws_ping_secs.max(1));
+        ws.pong_timeout = Duration::from_secs(self.ws_pong_timeout_secs.max(1));
+        ws.inbound_rate = RateLimit {
+            per_second: self.ws_frame_rate,
+            burst: self.ws_frame_burst,
+        };
         config.sse.keepalive = Duration::from_secs(self.sse_keepalive_secs.max(1));
+        config.sse.retry = Duration::from_millis(self.sse_retry_ms);
+        let connections = &mut config.connections;
+        if let Some(max) = self.max_connections {
+            connections.max = max;
+        }
+        connections.max_per_ip = self.max_connections_per_ip;
+        connections.send_buffer = self.socket_send_buffer_bytes;
+        connections.write_stall = Duration::from_secs(self.write_stall_secs.max(1));
+        connections.http_buffer = self.http_buffer_bytes;
+        connections.limit_loopback = self.limit_loopback;
         config
     }
 }
@@ -71,15 +179,26 @@ pub fn init_logging() {
 /// Binds `args.addr`, prints the URLs on stdout (loadgen reads the address
 /// from there when it asked for port 0), and serves until a shutdown signal.
 pub async fn serve(args: ServerArgs) -> std::io::Result<()> {
+    // Before the config: the default connection limit follows the raised
+    // open-file limit.
+    let open_files = config::raise_open_file_limit();
     // With --redis, Redis is reached now: a wrong URL is a clear error at
     // startup, not a server answering 503 to everything.
-    let state = AppState::connect(args.config())
+    let config = args.config();
+    let max_connections = config.connections.max;
+    let state = AppState::connect(config)
         .await
         .map_err(|e| std::io::Error::other(format!("cannot start: {e}")))?;
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let addr = listener.local_addr()?;
     let backbone = state.rooms.backbone().name();
-    tracing::info!(%addr, backbone, "skyrocket listening");
+    tracing::info!(
+        %addr,
+        backbone,
+        open_files,
+        max_connections,
+        "skyrocket listening"
+    );
     // A closed stdout (a parent that stopped reading) must not stop the
     // server, so write errors are ignored rather than panicking in println!.
     let mut out = std::io::stdout();

@@ -7,6 +7,9 @@ use std::time::Duration;
 pub struct Config {
     /// Messages each room retains for resume.
     pub history: usize,
+    /// The most messages replayed to one client that resumes; older ones
+    /// it is owed become a `gap`.
+    pub max_replay: usize,
     /// Largest `text`, in bytes.
     pub max_text_bytes: usize,
     /// Largest POST body, in bytes.
@@ -20,6 +23,16 @@ pub struct Config {
     /// Share rooms with other instances through this Redis
     /// (`redis://host:port`); `None` keeps them in this process's memory.
     pub redis: Option<String>,
+    /// Time a client has to send a whole request head: the handshake of a
+    /// WebSocket, and the idle time allowed between keep-alive requests.
+    pub header_timeout: Duration,
+    pub connections: ConnectionLimits,
+    /// Messages one client may send (a WebSocket connection; an address
+    /// over HTTP).
+    pub send_rate: RateLimit,
+    /// Origins allowed besides the server's own and loopback pages
+    /// (`scheme://host[:port]`, or `*` for any).
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -27,12 +40,18 @@ pub struct WsConfig {
     pub ping_interval: Duration,
     pub pong_timeout: Duration,
     /// A write (one batch of frames) that takes longer closes the socket:
-    /// the peer is not reading.
+    /// the peer is not reading, and its send queue is full.
     pub write_timeout: Duration,
     pub read_buffer: usize,
     pub write_buffer: usize,
+    /// The most bytes of frames held for one socket (its send queue in
+    /// user space); must exceed `max_message` plus a frame header.
     pub max_write_buffer: usize,
+    /// The largest message and the largest frame a peer may send.
     pub max_message: usize,
+    /// Frames of any kind (messages, pings, pongs) one peer may send; a
+    /// peer over it is closed with 1008.
+    pub inbound_rate: RateLimit,
 }
 
 #[derive(Debug, Clone)]
@@ -42,10 +61,59 @@ pub struct SseConfig {
     pub retry: Duration,
 }
 
+/// How many connections the server holds.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    /// All connections; beyond it a new one is answered 503 and closed.
+    pub max: usize,
+    /// Connections from one address; beyond it, 429 and closed.
+    pub max_per_ip: usize,
+    /// The kernel's send buffer for each accepted socket, in bytes (Linux
+    /// doubles it for its own bookkeeping); 0 leaves it to the kernel,
+    /// which grows it up to `tcp_wmem` (4 MiB here) for a peer that does
+    /// not read. Part of each client's send queue, so it is bounded.
+    pub send_buffer: usize,
+    /// A write to any socket that makes no progress for this long fails
+    /// and closes the connection: an SSE stream or a response whose
+    /// reader stopped. Longer than `ws.write_timeout`, which acts first on
+    /// a WebSocket with its own close frame.
+    pub write_stall: Duration,
+    /// hyper's buffer per HTTP connection, in bytes: the largest request
+    /// head, and the most response bytes (an SSE stream's events) queued
+    /// in user space for a peer that is not reading. hyper's default is
+    /// about 400 KiB; at least 8 KiB.
+    pub http_buffer: usize,
+    /// Apply the per-address limits (`max_per_ip`, the send and frame
+    /// rates) to loopback peers too. Off by default: on loopback are the
+    /// presenter, `loadgen`, the benches and the conformance suite, which
+    /// push rates on purpose. Turn it on behind a reverse proxy on the same
+    /// host, where every client arrives from loopback.
+    pub limit_loopback: bool,
+}
+
+/// A token bucket: `per_second` sustained, `burst` at once; 0 turns it off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+impl RateLimit {
+    pub const OFF: Self = Self {
+        per_second: 0,
+        burst: 0,
+    };
+
+    pub fn is_off(&self) -> bool {
+        self.per_second == 0
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
             history: 1000,
+            max_replay: 1000,
             max_text_bytes: 4096,
             max_body_bytes: 64 * 1024,
             ws: WsConfig::default(),
@@ -53,6 +121,13 @@ impl Default for Config {
             max_poll_wait: Duration::from_secs(30),
             presence_interval: Duration::from_secs(1),
             redis: None,
+            header_timeout: Duration::from_secs(10),
+            connections: ConnectionLimits::default(),
+            send_rate: RateLimit {
+                per_second: 10,
+                burst: 20,
+            },
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -62,7 +137,7 @@ impl Default for WsConfig {
         Self {
             ping_interval: Duration::from_secs(25),
             pong_timeout: Duration::from_secs(10),
-            write_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(1),
             // tungstenite's defaults (128 KiB read buffer per connection, an
             // unbounded write buffer) suit few large connections; a chat
             // server holds many small ones.
@@ -70,7 +145,23 @@ impl Default for WsConfig {
             write_buffer: 8 * 1024,
             max_write_buffer: 128 * 1024,
             max_message: 64 * 1024,
+            inbound_rate: RateLimit {
+                per_second: 50,
+                burst: 100,
+            },
         }
+    }
+}
+
+impl WsConfig {
+    /// `max_write_buffer`, raised if need be so that one frame of the
+    /// largest message fits and it exceeds `write_buffer` (tungstenite
+    /// refuses a configuration where it does not).
+    pub fn effective_max_write_buffer(&self) -> usize {
+        // A frame header is at most 14 bytes.
+        self.max_write_buffer
+            .max(self.max_message + 14)
+            .max(self.write_buffer + 1)
     }
 }
 
@@ -81,4 +172,72 @@ impl Default for SseConfig {
             retry: Duration::from_secs(2),
         }
     }
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            max: default_max_connections(open_file_limit()),
+            max_per_ip: 256,
+            send_buffer: 64 * 1024,
+            write_stall: Duration::from_secs(10),
+            http_buffer: 64 * 1024,
+            limit_loopback: false,
+        }
+    }
+}
+
+/// The connection limit for a process allowed `fd_limit` open files: all
+/// but a reserve, which covers the listener, the runtime's own descriptors,
+/// logs, the refusals being answered (at most [`crate::admission`]'s
+/// `MAX_REFUSING` at a time) and backbone connections.
+pub fn default_max_connections(fd_limit: u64) -> usize {
+    // An unlimited process still needs a number; a million is beyond
+    // what one process here can serve.
+    let fd_limit = fd_limit.min(1 << 20);
+    let reserve = (fd_limit / 10).clamp(32, 1024);
+    fd_limit.saturating_sub(reserve).max(16) as usize
+}
+
+/// This process's limit on open files (the soft limit), or a conservative
+/// guess where it cannot be read.
+pub fn open_file_limit() -> u64 {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes only into the struct we pass.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+            return limit.rlim_cur;
+        }
+    }
+    1024
+}
+
+/// Raises this process's soft open-file limit to its hard limit (what Go
+/// does at startup), so the connection limit is not an accident of the
+/// shell's `ulimit -n`. Returns the limit in force afterwards.
+pub fn raise_open_file_limit() -> u64 {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit and setrlimit read and write only this struct.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0
+                && limit.rlim_cur < limit.rlim_max
+            {
+                let raised = libc::rlimit {
+                    rlim_cur: limit.rlim_max,
+                    rlim_max: limit.rlim_max,
+                };
+                libc::setrlimit(libc::RLIMIT_NOFILE, &raised);
+            }
+        }
+    }
+    open_file_limit()
 }

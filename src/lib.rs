@@ -6,9 +6,15 @@
 //! - [`room`]: rooms, resume from a cursor, subscriptions, presence; no HTTP;
 //! - [`backbone`]: where rooms keep and fan out messages: in memory, or
 //!   shared by several instances over Redis Streams (`--redis URL`);
-//! - [`transport`]: one thin adapter per transport (`ws`, `sse`, `poll`, `send`);
+//! - [`transport`]: one thin adapter per transport (`ws`, `sse`, `poll`, `send`),
+//!   the `/echo/ws` socket, and the WebSocket code both sockets share;
 //! - [`app`]: `AppState` and the router; [`error`]: errors to HTTP, in one place;
-//! - [`server`]: `run(listener, state, shutdown)` with graceful shutdown;
+//! - [`server`]: `run(listener, state, shutdown)`: the serve loop, with a
+//!   header read timeout and graceful shutdown;
+//! - [`admission`]: the connection limits, and a clear answer beyond them;
+//! - [`ratelimit`]: send and frame rates as token buckets;
+//! - [`memory`]: freed memory handed back after a wave of closed connections;
+//! - [`origin`]: which pages may use the rooms (RFC 6455 section 10.2);
 //! - [`wire`] and [`stats`]: byte accounting on the real sockets, per transport;
 //! - [`wirecost`]: bytes per message per transport, from the accounting;
 //! - [`wiretap`]: the raw wire view, exact bytes captured only while watched;
@@ -19,6 +25,7 @@
 //! - [`config`]: every server option and its default; [`cli`]: the server's flags;
 //! - [`loadgen`]: the load generator behind the `loadgen` binary.
 
+pub mod admission;
 pub mod app;
 pub mod backbone;
 pub mod cli;
@@ -26,8 +33,11 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod loadgen;
+pub mod memory;
 pub mod message;
+pub mod origin;
 pub mod provenance;
+pub mod ratelimit;
 pub mod room;
 pub mod server;
 pub mod slides;

@@ -58,6 +58,9 @@ pub struct RoomConfig {
     pub feed_capacity: usize,
     /// How long a poller counts as online after its last request.
     pub poller_ttl: Duration,
+    /// The most retained messages one resume replays; the older ones it
+    /// asked for become a gap.
+    pub max_replay: usize,
 }
 
 impl Default for RoomConfig {
@@ -66,6 +69,7 @@ impl Default for RoomConfig {
             max_text_bytes: 4096,
             feed_capacity: 256,
             poller_ttl: Duration::from_secs(35),
+            max_replay: 1000,
         }
     }
 }
@@ -262,11 +266,16 @@ impl Room {
         };
         let read = self.log.read_after(since).await?;
         let other_life = resume.epoch.as_deref().is_some_and(|e| e != &*read.epoch);
-        if other_life || since > read.latest {
-            let read = self.log.read_after(0).await?;
-            return Ok(catchup_from(read, 0, true));
-        }
-        Ok(catchup_from(read, since, false))
+        let (read, since, reset) = if other_life || since > read.latest {
+            (self.log.read_after(0).await?, 0, true)
+        } else {
+            (read, since, false)
+        };
+        Ok(catchup_from(
+            cap_replay(read, self.config.max_replay),
+            since,
+            reset,
+        ))
     }
 
     /// A live subscription starting at `resume`.
@@ -375,6 +384,16 @@ impl Room {
             let _ = self.feed.send(RoomEvent::Presence(self.presence_json()));
         }
     }
+}
+
+/// Keeps the newest `max` messages of a read; the gap before them then
+/// covers the rest, as if history had moved past them.
+fn cap_replay(mut read: LogRead, max: usize) -> LogRead {
+    if read.messages.len() > max {
+        read.messages.drain(..read.messages.len() - max);
+        read.oldest = read.messages.first().map_or(read.latest + 1, |m| m.id);
+    }
+    read
 }
 
 fn catchup_from(read: LogRead, cursor: u64, reset: bool) -> Catchup {

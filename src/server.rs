@@ -1,18 +1,41 @@
 //! `run(listener, state, shutdown)`: serve until `shutdown` resolves, then end
 //! every long-lived connection and return.
 //!
+//! # Why a serve loop of our own
+//! `axum::serve` sets no header read timeout, and gives no way to set one: a
+//! client that sends its request head a byte at a time (slowloris) holds a
+//! connection and a task for ever. hyper has the timeout built in
+//! (`http1::Builder::header_read_timeout`, with a timer), so this loop
+//! accepts connections and serves each with hyper's HTTP/1 builder, which
+//! enforces it where the head is parsed. That is more robust than a timer
+//! in the socket wrapper, which cannot see where a head ends, and the same
+//! timer also closes keep-alive connections idle for that long. HTTP/1.1
+//! only: WebSockets upgrade over it, and browsers speak HTTP/2 only over
+//! TLS, which this server leaves to a proxy (and the auto builder's
+//! protocol sniffing would itself wait, untimed, for the first bytes).
+//!
+//! # Graceful shutdown
 //! hyper's graceful shutdown stops accepting and waits for in-flight
 //! requests, but an SSE body or an upgraded WebSocket never finishes on its
 //! own. So the shutdown signal first cancels `state.shutdown`, which every
-//! stream, socket and held poll selects on; then the WebSocket tasks, which
-//! hyper no longer tracks after the upgrade, are awaited through the task
-//! tracker, each having sent a 1001 close frame.
+//! stream, socket and held poll selects on, and tells each connection to
+//! finish its request and close; then the WebSocket tasks, which hyper no
+//! longer tracks after the upgrade, are awaited through the task tracker,
+//! each having sent a 1001 close frame.
 
 use crate::app::{app, AppState};
-use crate::wire::{ConnInfo, CountingListener};
+use crate::stats::Limit;
+use crate::wire::{ConnInfo, Counted, CountingListener};
+use axum::extract::ConnectInfo;
+use axum::serve::Listener;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::future::Future;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
 
 /// The longest shutdown waits for WebSocket close handshakes.
 const CLOSE_DEADLINE: Duration = Duration::from_secs(2);
@@ -31,21 +54,68 @@ pub async fn run(
         }
     });
     tokio::spawn(publish_presence(state.clone()));
+    tokio::spawn(crate::memory::release_after_waves(state.clone()));
 
-    let listener = CountingListener::new(listener, state.stats.clone(), state.taps.clone());
-    let tasks = state.tasks.clone();
-    let service = app(state).into_make_service_with_connect_info::<ConnInfo>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(token.cancelled_owned())
-        .await?;
-    tasks.close();
-    if tokio::time::timeout(CLOSE_DEADLINE, tasks.wait())
+    let mut listener = CountingListener::new(
+        listener,
+        state.stats.clone(),
+        state.taps.clone(),
+        state.admission.clone(),
+    );
+    let router = app(state.clone());
+    let connections = TaskTracker::new();
+    loop {
+        let (io, peer) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = token.cancelled() => break,
+        };
+        let info = ConnInfo::new(&io, peer);
+        connections.spawn(serve_connection(io, info, router.clone(), state.clone()));
+    }
+    // Stop accepting, then wait for every connection to finish its request.
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+    state.tasks.close();
+    if tokio::time::timeout(CLOSE_DEADLINE, state.tasks.wait())
         .await
         .is_err()
     {
         tracing::warn!("some WebSocket sessions did not close in time");
     }
     Ok(())
+}
+
+/// Serves one connection's requests until it closes, or until shutdown
+/// lets its request in progress finish.
+async fn serve_connection(io: Counted<TcpStream>, info: ConnInfo, router: Router, state: AppState) {
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(info.clone()));
+        router.clone().oneshot(request)
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(state.config.header_timeout)
+        .max_buf_size(state.config.connections.http_buffer.max(8192))
+        .max_header_size(state.config.connections.http_buffer);
+    let connection = builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        _ = state.shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = result {
+        if e.is_timeout() {
+            state.stats.count(Limit::HeaderTimeouts);
+        }
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
 }
 
 /// Publishes coalesced presence changes until shutdown.

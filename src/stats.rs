@@ -89,15 +89,93 @@ impl Counters {
     }
 }
 
-/// The server's counters, one set per [`Transport`].
+/// Each limit of the README's limits table that can act on a client, so
+/// `/stats` shows how often it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Connections answered 503: the server held its maximum.
+    RefusedFull,
+    /// Connections answered 429: their address held its share.
+    RefusedPerIp,
+    /// Connections closed for not sending a request head in time.
+    HeaderTimeouts,
+    /// WebSockets closed because their send queue stayed full for the
+    /// write timeout (the peer was not reading).
+    WsSlowClosed,
+    /// Connections (an SSE stream, a response) closed because a write made
+    /// no progress for the stall timeout.
+    WriteStalled,
+    /// WebSockets closed for not answering a ping in time.
+    WsNoPongClosed,
+    /// WebSockets closed for sending frames over the inbound rate.
+    WsFloodClosed,
+    /// WebSockets closed with 1009: a message or frame over the limit.
+    WsTooBigClosed,
+    /// WebSockets closed with 1002 or 1007: a protocol violation.
+    WsProtocolClosed,
+    /// Sends refused over the send rate (429, or an error event).
+    SendsRateLimited,
+    /// Requests refused 403 for their `Origin`.
+    OriginRefused,
+    /// Held long polls answered 409 because the same client polled again.
+    PollsSuperseded,
+}
+
+impl Limit {
+    pub const ALL: [Limit; 12] = [
+        Self::RefusedFull,
+        Self::RefusedPerIp,
+        Self::HeaderTimeouts,
+        Self::WsSlowClosed,
+        Self::WriteStalled,
+        Self::WsNoPongClosed,
+        Self::WsFloodClosed,
+        Self::WsTooBigClosed,
+        Self::WsProtocolClosed,
+        Self::SendsRateLimited,
+        Self::OriginRefused,
+        Self::PollsSuperseded,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RefusedFull => "refused_full",
+            Self::RefusedPerIp => "refused_per_ip",
+            Self::HeaderTimeouts => "header_timeouts",
+            Self::WsSlowClosed => "ws_slow_closed",
+            Self::WriteStalled => "write_stalled",
+            Self::WsNoPongClosed => "ws_no_pong_closed",
+            Self::WsFloodClosed => "ws_flood_closed",
+            Self::WsTooBigClosed => "ws_too_big_closed",
+            Self::WsProtocolClosed => "ws_protocol_closed",
+            Self::SendsRateLimited => "sends_rate_limited",
+            Self::OriginRefused => "origin_refused",
+            Self::PollsSuperseded => "polls_superseded",
+        }
+    }
+}
+
+/// The server's counters, one set per [`Transport`], and one count per
+/// [`Limit`].
 #[derive(Debug, Default)]
 pub struct Stats {
     per_transport: [Counters; 6],
+    limits: [AtomicU64; Limit::ALL.len()],
 }
 
 impl Stats {
     pub fn of(&self, transport: Transport) -> &Counters {
         &self.per_transport[transport.index()]
+    }
+
+    /// Records that `limit` acted once.
+    pub fn count(&self, limit: Limit) {
+        self.limits[limit as usize].fetch_add(1, Relaxed);
+    }
+
+    /// How often `limit` has acted.
+    pub fn limit_count(&self, limit: Limit) -> u64 {
+        self.limits[limit as usize].load(Relaxed)
     }
 
     /// Records `messages` chat messages handed to a client of `room`,
@@ -146,7 +224,11 @@ impl Stats {
                 room.counters().to_json(room.online()),
             );
         }
-        serde_json::json!({ "transports": transports, "rooms": per_room })
+        let limits: serde_json::Map<_, _> = Limit::ALL
+            .into_iter()
+            .map(|l| (l.name().to_owned(), self.limit_count(l).into()))
+            .collect();
+        serde_json::json!({ "transports": transports, "rooms": per_room, "limits": limits })
     }
 }
 

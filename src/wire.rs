@@ -21,10 +21,12 @@
 //! - whatever is pending when the connection closes goes to the last tag
 //!   (or to `other`). Every byte lands in exactly one transport.
 
-use crate::stats::{Stats, Transport};
+use crate::admission::{Admission, Slot};
+use crate::stats::{Limit, Stats, Transport};
 use crate::wiretap::{header_value, WireTaps};
 use axum::serve::Listener;
 use bytes::Bytes;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -51,6 +53,11 @@ pub struct ConnWire {
     /// on every write, so the common case is one relaxed load.
     capturing: AtomicBool,
     capture: Mutex<Capture>,
+    /// Upgraded to a WebSocket, whose session bounds its own writes.
+    websocket: AtomicBool,
+    /// This connection's place under the connection limits, given back
+    /// when the connection is gone.
+    _slot: Slot,
 }
 
 /// The wire view's copy of this connection's bytes, only kept while the
@@ -83,15 +90,17 @@ impl std::fmt::Debug for Capture {
 }
 
 impl ConnWire {
-    fn new(stats: Arc<Stats>, taps: Arc<WireTaps>) -> Self {
+    fn new(stats: Arc<Stats>, taps: Arc<WireTaps>, slot: Slot) -> Self {
         Self {
             stats,
             taps,
+            _slot: slot,
             read_tag: AtomicU8::new(UNTAGGED),
             write_tag: AtomicU8::new(UNTAGGED),
             pending_in: AtomicU64::new(0),
             capturing: AtomicBool::new(false),
             capture: Mutex::default(),
+            websocket: AtomicBool::new(false),
         }
     }
 
@@ -173,6 +182,13 @@ impl ConnWire {
             .fetch_add(pending, Relaxed);
     }
 
+    /// The connection is now a WebSocket: its reads are `transport`'s, and
+    /// its session's write timeout replaces the socket's stall timeout.
+    pub fn upgraded_to_websocket(&self, transport: Transport) {
+        self.websocket.store(true, Relaxed);
+        self.charge_reads_to(transport);
+    }
+
     /// The request's handler has finished reading: later reads are the next
     /// request's.
     pub fn end_request(&self) {
@@ -196,6 +212,14 @@ impl Meter for ConnWire {
                 self.pending_in.fetch_add(n, Relaxed)
             }
         };
+    }
+
+    fn on_stall(&self) {
+        self.stats.count(Limit::WriteStalled);
+    }
+
+    fn stall_timeout_applies(&self) -> bool {
+        !self.websocket.load(Relaxed)
     }
 
     fn on_write(&self, data: &[u8]) {
@@ -228,6 +252,13 @@ fn response_complete(bytes: &[u8]) -> bool {
 pub trait Meter: Send + Sync + 'static {
     fn on_read(&self, data: &[u8]);
     fn on_write(&self, data: &[u8]);
+    /// A write made no progress for the stall timeout; the stream fails.
+    fn on_stall(&self) {}
+    /// Whether the stream's stall timeout still applies (a WebSocket has
+    /// its own write timeout and close frame, so it opts out).
+    fn stall_timeout_applies(&self) -> bool {
+        true
+    }
 }
 
 /// Plain totals, for a client measuring its own socket.
@@ -311,31 +342,91 @@ pub struct ConnInfo {
     pub wire: Arc<ConnWire>,
 }
 
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, CountingListener>>
-    for ConnInfo
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, CountingListener>) -> Self {
+impl ConnInfo {
+    /// What handlers learn of a connection accepted by [`CountingListener`].
+    pub fn new(stream: &Counted<TcpStream>, peer: SocketAddr) -> Self {
         Self {
-            peer: *stream.remote_addr(),
-            wire: Arc::clone(stream.io().meter()),
+            peer,
+            wire: Arc::clone(stream.meter()),
         }
     }
 }
 
 /// A stream whose every read and write is told to a [`Meter`].
+///
+/// On the server side it also bounds how long a write may wait: a peer
+/// that stops reading leaves writes pending for ever (an SSE stream, a
+/// response), so a write that makes no progress for the stall timeout
+/// fails, and the connection with it. The timer exists only while a write
+/// is waiting.
 #[derive(Debug)]
 pub struct Counted<S, M = ConnWire> {
     inner: S,
     meter: Arc<M>,
+    stall: Option<Stall>,
+}
+
+#[derive(Debug)]
+struct Stall {
+    limit: Duration,
+    waiting: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<S, M> Counted<S, M> {
     pub fn new(inner: S, meter: Arc<M>) -> Self {
-        Self { inner, meter }
+        Self {
+            inner,
+            meter,
+            stall: None,
+        }
+    }
+
+    /// Fails a write that makes no progress for `limit`.
+    pub fn with_stall_timeout(mut self, limit: Duration) -> Self {
+        self.stall = Some(Stall {
+            limit,
+            waiting: None,
+        });
+        self
     }
 
     pub fn meter(&self) -> &Arc<M> {
         &self.meter
+    }
+}
+
+impl<S, M: Meter> Counted<S, M> {
+    /// Passes `result` through, starting the stall timer while it is
+    /// pending and failing once the timer runs out.
+    fn check_stall<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        result: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        let Some(stall) = self
+            .stall
+            .as_mut()
+            .filter(|_| self.meter.stall_timeout_applies())
+        else {
+            return result;
+        };
+        if result.is_ready() {
+            stall.waiting = None;
+            return result;
+        }
+        let limit = stall.limit;
+        let timer = stall
+            .waiting
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        if timer.as_mut().poll(cx).is_ready() {
+            stall.waiting = None;
+            self.meter.on_stall();
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the peer stopped reading",
+            )));
+        }
+        Poll::Pending
     }
 }
 
@@ -364,7 +455,7 @@ impl<S: AsyncWrite + Unpin, M: Meter> AsyncWrite for Counted<S, M> {
         if let Poll::Ready(Ok(n)) = result {
             self.meter.on_write(&data[..n]);
         }
-        result
+        self.check_stall(cx, result)
     }
 
     // hyper writes headers and body chunks with one vectored write; passing
@@ -375,6 +466,7 @@ impl<S: AsyncWrite + Unpin, M: Meter> AsyncWrite for Counted<S, M> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        let result = self.check_stall(cx, result);
         if let Poll::Ready(Ok(n)) = result {
             // The first `n` bytes across the slices were written.
             let mut left = n;
@@ -395,7 +487,8 @@ impl<S: AsyncWrite + Unpin, M: Meter> AsyncWrite for Counted<S, M> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let result = Pin::new(&mut self.inner).poll_flush(cx);
+        self.check_stall(cx, result)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -403,17 +496,29 @@ impl<S: AsyncWrite + Unpin, M: Meter> AsyncWrite for Counted<S, M> {
     }
 }
 
-/// A `TcpListener` whose connections are counted in `stats`.
+/// A `TcpListener` whose connections are admitted under the connection
+/// limits (see `admission.rs`) and counted in `stats`.
 #[derive(Debug)]
 pub struct CountingListener {
     inner: TcpListener,
     stats: Arc<Stats>,
     taps: Arc<WireTaps>,
+    admission: Arc<Admission>,
 }
 
 impl CountingListener {
-    pub fn new(inner: TcpListener, stats: Arc<Stats>, taps: Arc<WireTaps>) -> Self {
-        Self { inner, stats, taps }
+    pub fn new(
+        inner: TcpListener,
+        stats: Arc<Stats>,
+        taps: Arc<WireTaps>,
+        admission: Arc<Admission>,
+    ) -> Self {
+        Self {
+            inner,
+            stats,
+            taps,
+            admission,
+        }
     }
 }
 
@@ -425,17 +530,33 @@ impl Listener for CountingListener {
         loop {
             match self.inner.accept().await {
                 Ok((stream, addr)) => {
+                    let slot = match self.admission.admit(addr.ip()) {
+                        Ok(slot) => slot,
+                        Err(refusal) => {
+                            self.admission.refuse(stream, refusal);
+                            continue;
+                        }
+                    };
                     // Chat frames are small and latency is the point: do not
                     // let Nagle hold them back.
                     let _ = stream.set_nodelay(true);
+                    // Bound what the kernel holds for a peer that does not
+                    // read; the rest of its send queue is in user space.
+                    let send_buffer = self.admission.limits().send_buffer;
+                    if send_buffer > 0 {
+                        let _ = socket2::SockRef::from(&stream).set_send_buffer_size(send_buffer);
+                    }
                     let wire = Arc::new(ConnWire::new(
                         Arc::clone(&self.stats),
                         Arc::clone(&self.taps),
+                        slot,
                     ));
-                    return (Counted::new(stream, wire), addr);
+                    let stall = self.admission.limits().write_stall;
+                    return (Counted::new(stream, wire).with_stall_timeout(stall), addr);
                 }
-                // Out of file descriptors (or a similar resource error):
-                // back off instead of spinning on accept, and say so.
+                // Out of file descriptors (or a similar resource error),
+                // which the connection limit is there to prevent: back off
+                // instead of spinning on accept, and say so.
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed; retrying shortly");
                     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -541,8 +541,9 @@ async fn two_binaries_started_as_the_readme_shows_share_a_room() {
         return;
     };
     let url = redis.url();
-    let (mut first, base_a) = spawn_binary(&["--redis", &url]).await;
-    let (mut second, base_b) = spawn_binary(&["--redis", &url]).await;
+    let first = ChildServer::start(&["--redis", &url]).await;
+    let second = ChildServer::start(&["--redis", &url]).await;
+    let (base_a, base_b) = (first.base.clone(), second.base.clone());
     let health: serde_json::Value = reqwest::get(format!("{base_b}/healthz"))
         .await
         .unwrap()
@@ -557,8 +558,6 @@ async fn two_binaries_started_as_the_readme_shows_share_a_room() {
         .unwrap();
     let got = next_message(&mut receiver).await;
     assert_eq!((got.id, got.text.as_str()), (id, "from the first instance"));
-    for child in [&mut first, &mut second] {
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
+    // Both are killed when dropped.
+    drop((first, second));
 }

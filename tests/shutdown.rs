@@ -66,19 +66,16 @@ async fn shutdown_ends_streams_sockets_and_held_polls() {
 
 #[tokio::test]
 async fn the_binary_exits_cleanly_on_sigterm_with_clients_attached() {
-    let (mut child, base) = spawn_binary(&[]).await;
-    let ended = attach_all(&Target::new(base, "lobby")).await;
+    let server = ChildServer::start(&[]).await;
+    let ended = attach_all(&server.target("lobby")).await;
     let checks = tokio::spawn(ended);
 
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &server.pid().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     within(PATIENCE, checks).await.unwrap();
-    let exit = within(PATIENCE, tokio::task::spawn_blocking(move || child.wait()))
-        .await
-        .unwrap()
-        .unwrap();
+    let exit = server.exit_status().await;
     assert!(exit.success(), "exit status {exit:?}");
 }

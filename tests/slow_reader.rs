@@ -10,26 +10,9 @@ use skyrocket::client::Kind;
 use skyrocket::message::Event;
 use skyrocket::Config;
 use std::time::Duration;
-use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
 
 const MESSAGES: u64 = 1500;
-
-/// A WebSocket whose TCP receive buffer is tiny, so the server's writes back
-/// up after a few KiB once it stops reading.
-async fn tiny_buffer_socket(
-    server: &TestServer,
-    path: &str,
-) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let stream = socket.connect(server.addr).await.unwrap();
-    let url = format!("ws://{}{path}", server.addr);
-    tokio_tungstenite::client_async(url, stream)
-        .await
-        .unwrap()
-        .0
-}
 
 #[tokio::test]
 async fn a_reader_that_stops_reading_does_not_hold_up_the_room() {
@@ -44,7 +27,7 @@ async fn a_reader_that_stops_reading_does_not_hold_up_the_room() {
     let target = server.target("slow");
 
     // The stalled client: a tiny receive buffer, and it does not read.
-    let mut stalled = tiny_buffer_socket(&server, "/rooms/slow/ws?since=0").await;
+    let mut stalled = tiny_buffer_socket(server.addr, "/rooms/slow/ws?since=0").await;
 
     let mut healthy = subscribe(Kind::Ws, &target, from_start()).await;
     let text = "x".repeat(4000);
@@ -85,7 +68,7 @@ async fn a_reader_that_never_reads_is_disconnected_after_the_write_timeout() {
     let server = TestServer::with_config(config).await;
     let target = server.target("stuck");
 
-    let _stuck = tiny_buffer_socket(&server, "/rooms/stuck/ws").await;
+    let _stuck = tiny_buffer_socket(server.addr, "/rooms/stuck/ws").await;
     let mut healthy = subscribe(Kind::Sse, &target, Default::default()).await;
 
     let text = "y".repeat(4000);

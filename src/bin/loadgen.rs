@@ -173,7 +173,7 @@ async fn main() -> ExitCode {
         };
     }
     let load = cli.load;
-    let file_limit = skyrocket::loadgen::raise_file_limit();
+    let file_limit = skyrocket::config::raise_open_file_limit();
     let spec = match load.spec() {
         Ok(spec) => spec,
         Err(e) => {

@@ -27,33 +27,6 @@ use run::Instance;
 use spec::{Servers, Spec};
 use tokio_util::sync::CancellationToken;
 
-/// Raises this process's soft open-file limit to its hard limit (children
-/// inherit it) and returns the limit now in force: every client is a
-/// socket, and the default soft limit is often far below what a sweep to
-/// 10,000 clients needs.
-pub fn raise_file_limit() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit write/read only the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return 0;
-        }
-        if limit.rlim_cur < limit.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: limit.rlim_max,
-                rlim_max: limit.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                limit = raised;
-            }
-        }
-    }
-    limit.rlim_cur
-}
-
 /// Runs every (client count, transport) pair of `spec`, smallest count
 /// first, each against a fresh child server when loadgen starts its own.
 /// `interrupt` stops early; the runs done so far, and the one cut short,

@@ -6,11 +6,15 @@
 //!   pings and shutdown;
 //! - `sse.rs`: Server-Sent Events, a streamed response body;
 //! - `poll.rs`: long and short polling, one JSON body per request;
-//! - `send.rs`: `POST /rooms/{room}/messages`.
+//! - `send.rs`: `POST /rooms/{room}/messages`;
+//! - `websocket.rs`: what the WebSocket routes share (limits, heartbeat,
+//!   close codes); `echo.rs`: `/echo/ws`, the socket Autobahn tests.
 
+pub mod echo;
 pub mod poll;
 pub mod send;
 pub mod sse;
+pub mod websocket;
 pub mod ws;
 
 use crate::error::ApiError;

@@ -6,16 +6,28 @@
 //! message already queued into the same body. A short poll (`wait=0`) never
 //! waits. The body splices in each message's stored JSON: no message is
 //! re-serialised per poller.
+//!
+//! One held poll per client: a long poll from a client that already has one
+//! held in the same room supersedes it. The older one is answered at once,
+//! `409` with a JSON error saying why, and the newer one is held. Newest
+//! wins because the usual cause is a page that gave up on its poll (a
+//! network change, a transport switch) while the server still holds it;
+//! refusing the newer poll would leave that page waiting out the old hold.
+//! The older poll had nothing to answer yet, so nothing is lost.
 
 use crate::app::{AppState, Conn, RoomParam};
 use crate::error::ApiError;
 use crate::room::{Delivery, Via};
-use crate::stats::Transport;
+use crate::stats::{Limit, Transport};
 use crate::transport::ReadQuery;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// At most this many messages go into one body; the client asks again with
 /// the returned `next` for the rest.
@@ -51,7 +63,8 @@ pub async fn poll(
     // Presence events wake the wait too but add nothing to the body, so
     // wait until there is something to answer or the hold is over.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
-    while body.is_empty() && wait > 0 {
+    let held = (body.is_empty() && wait > 0).then(|| state.held_polls.hold(room.name(), key));
+    while let Some(held) = held.as_ref().filter(|_| body.is_empty()) {
         tokio::select! {
             delivery = subscription.next() => {
                 body.push(delivery?);
@@ -59,6 +72,13 @@ pub async fn poll(
             }
             _ = tokio::time::sleep_until(deadline) => break,
             _ = state.shutdown.cancelled() => break,
+            _ = held.superseded.cancelled() => {
+                state.stats.count(Limit::PollsSuperseded);
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "superseded: this client sent a newer long poll, and only one is held per client",
+                ));
+            }
         }
     }
     let tap = state.delivered(&room, transport, body.messages as u64, body.payload as u64);
@@ -68,6 +88,69 @@ pub async fn poll(
         });
     }
     Ok(body.finish(subscription.cursor(), room.online()))
+}
+
+/// The long polls being held, one per client and room.
+#[derive(Debug, Default)]
+pub struct HeldPolls {
+    next_ticket: AtomicU64,
+    // Held for one map update per held poll, never across an await.
+    held: Mutex<HashMap<(String, String), (u64, CancellationToken)>>,
+}
+
+/// A held poll's registration; dropping it ends the registration.
+pub struct Held {
+    polls: Arc<HeldPolls>,
+    key: (String, String),
+    ticket: u64,
+    /// Cancelled when the same client sends a newer poll.
+    pub superseded: CancellationToken,
+}
+
+impl HeldPolls {
+    /// Registers a poll held for `client` in `room`, superseding any
+    /// poll that client already has held there.
+    pub fn hold(self: &Arc<Self>, room: &str, client: &str) -> Held {
+        let ticket = self.next_ticket.fetch_add(1, Relaxed);
+        let superseded = CancellationToken::new();
+        let key = (room.to_owned(), client.to_owned());
+        let older = self.map().insert(key.clone(), (ticket, superseded.clone()));
+        if let Some((_, older)) = older {
+            older.cancel();
+        }
+        Held {
+            polls: Arc::clone(self),
+            key,
+            ticket,
+            superseded,
+        }
+    }
+
+    /// Polls held right now.
+    pub fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn map(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(String, String), (u64, CancellationToken)>> {
+        // Plain data inside: a panic elsewhere cannot leave it torn.
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut held = self.polls.map();
+        // A newer poll may have taken the key; leave its entry alone.
+        if held.get(&self.key).is_some_and(|(t, _)| *t == self.ticket) {
+            held.remove(&self.key);
+        }
+    }
 }
 
 /// `{"messages":[...],"next":N,"epoch":"..."}`, built by appending bytes.

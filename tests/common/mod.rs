@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod raw_ws;
 pub mod redis;
 
 use skyrocket::client::{Kind, Subscriber, Target};
@@ -82,34 +83,6 @@ impl TestServer {
             .await
             .unwrap()
     }
-}
-
-/// The real server binary, started with `args` plus `--addr 127.0.0.1:0`;
-/// returns it with its base URL, read from the address it prints once it
-/// listens. Its stdout keeps being drained, as a terminal would.
-pub async fn spawn_binary(args: &[&str]) -> (std::process::Child, String) {
-    use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_skyrocket"))
-        .args(["--addr", "127.0.0.1:0"])
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let base = tokio::task::spawn_blocking(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        let base = lines
-            .find_map(|line| {
-                let line = line.ok()?;
-                let url = line.split_once("demo page: ")?.1.trim();
-                Some(url.trim_end_matches('/').to_owned())
-            })
-            .expect("the server prints its address");
-        std::thread::spawn(move || lines.for_each(drop));
-        base
-    });
-    (child, within(PATIENCE, base).await.unwrap())
 }
 
 /// A server that sends nothing the test did not cause: no presence events,
@@ -192,4 +165,168 @@ where
         }
     })
     .await
+}
+
+/// Sends one raw HTTP request on a fresh connection and reads the answer
+/// until the server closes: `(status, body)`.
+pub async fn raw_http(stream: tokio::net::TcpStream, request: &str) -> (u16, String) {
+    try_raw_http(stream, request)
+        .await
+        .expect("an HTTP answer before the connection closed")
+}
+
+/// Like [`raw_http`], but `None` when the server closes without answering.
+pub async fn try_raw_http(
+    mut stream: tokio::net::TcpStream,
+    request: &str,
+) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // The server may answer and close before reading the request.
+    let _ = stream.write_all(request.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = within(PATIENCE, stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer.split(' ').nth(1)?.parse().ok()?;
+    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    Some((status, body.to_owned()))
+}
+
+/// A `GET path` that asks the server to close after answering.
+pub fn get_request(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+}
+
+/// A TCP connection to `addr` from the loopback address `from` (any of
+/// 127.0.0.0/8), so a test can be a different client address.
+pub async fn connect_from(from: &str, addr: SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// The server binary running as a child process, for tests that need its
+/// own memory figures or its signal handling. Killed when dropped.
+pub struct ChildServer {
+    child: Option<std::process::Child>,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+}
+
+impl ChildServer {
+    /// Starts the binary on a free port with extra `args`, and waits until
+    /// it prints its address.
+    pub async fn start(args: &[&str]) -> Self {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_skyrocket"));
+        command.args(["--addr", "127.0.0.1:0"]).args(args);
+        Self::spawn(command).await
+    }
+
+    /// Like `start`, in a process allowed only `open_files` descriptors
+    /// (soft and hard limit, so the server cannot raise it).
+    pub async fn start_with_open_files(open_files: u32, args: &[&str]) -> Self {
+        let mut command = std::process::Command::new("sh");
+        command
+            .args([
+                "-c",
+                &format!("ulimit -n {open_files} && exec \"$0\" \"$@\""),
+            ])
+            .arg(env!("CARGO_BIN_EXE_skyrocket"))
+            .args(["--addr", "127.0.0.1:0"])
+            .args(args);
+        Self::spawn(command).await
+    }
+
+    async fn spawn(mut command: std::process::Command) -> Self {
+        use std::io::{BufRead, BufReader};
+        use std::process::Stdio;
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let base = tokio::task::spawn_blocking(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let base = lines
+                .find_map(|line| {
+                    let line = line.ok()?;
+                    let url = line.split_once("demo page: ")?.1.trim();
+                    Some(url.trim_end_matches('/').to_owned())
+                })
+                .expect("the server prints its address");
+            // Keep draining, as a terminal would, until the server exits.
+            std::thread::spawn(move || lines.for_each(drop));
+            base
+        });
+        let base = within(PATIENCE, base).await.unwrap();
+        Self {
+            child: Some(child),
+            base,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Waits for the server to exit by itself (after a signal).
+    pub async fn exit_status(mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        within(PATIENCE, tokio::task::spawn_blocking(move || child.wait()))
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.base.trim_start_matches("http://").parse().unwrap()
+    }
+
+    pub fn target(&self, room: &str) -> Target {
+        Target::new(self.base.clone(), room)
+    }
+
+    /// The child's resident memory, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+
+    pub async fn stats(&self) -> serde_json::Value {
+        reqwest::get(format!("{}/stats", self.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A WebSocket whose TCP receive buffer is tiny, so the server's writes back
+/// up after a few KiB once it stops reading.
+pub async fn tiny_buffer_socket(
+    addr: SocketAddr,
+    path: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let url = format!("ws://{addr}{path}");
+    tokio_tungstenite::client_async(url, stream)
+        .await
+        .unwrap()
+        .0
 }
