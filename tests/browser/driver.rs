@@ -78,17 +78,10 @@ impl Browser {
             let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
             return None;
         };
-        let mut driver = Command::new(&chromedriver)
-            .arg("--port=0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", chromedriver.display()));
-        let port = crate::common::within(PATIENCE, driver_port(&mut driver)).await;
-
         let profile = fresh_profile_dir();
+        let log = profile.join("chromedriver.log");
+        let (driver, port) = start_chromedriver(&chromedriver, &log).await;
+
         let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|f| f.to_string()).collect();
         args.push(format!("--window-size={},{}", VIEWPORT.0, VIEWPORT.1));
         args.push(format!("--user-data-dir={}", profile.display()));
@@ -294,29 +287,60 @@ impl Drop for Browser {
     }
 }
 
+/// Starts chromedriver on a port it picks, and returns it with that port.
+///
+/// With `--port=0` chromedriver takes a free IPv4 port, then binds the same
+/// number on IPv6 (::1), and exits ("IPv6 port not available") when that
+/// one is in use: the kernel picked the port for IPv4 only. On a busy
+/// machine that happens now and then, so it is started again (a new port)
+/// a few times. chromedriver runs as the leader of a new process group,
+/// which the Chromium it starts joins (see `Drop`).
+async fn start_chromedriver(program: &Path, log: &Path) -> (Child, u16) {
+    const ATTEMPTS: usize = 5;
+    let mut failures = Vec::new();
+    for _ in 0..ATTEMPTS {
+        let mut driver = Command::new(program)
+            .arg("--port=0")
+            .arg(format!("--log-path={}", log.display()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", program.display()));
+        match crate::common::within(PATIENCE, driver_port(&mut driver, log)).await {
+            Ok(port) => return (driver, port),
+            Err(why) if why.contains("port not available") => failures.push(why),
+            Err(why) => panic!("{why}"),
+        }
+    }
+    panic!("chromedriver found no free port in {ATTEMPTS} tries: {failures:#?}");
+}
+
 /// Reads chromedriver's "started successfully on port N." line, then keeps
-/// draining its output so it never blocks on a full pipe.
-async fn driver_port(driver: &mut Child) -> u16 {
+/// draining its output so it never blocks on a full pipe. If it exits
+/// first: what it printed and logged.
+async fn driver_port(driver: &mut Child, log: &Path) -> Result<u16, String> {
     let stdout = driver.stdout.take().expect("stdout is piped");
     let mut lines = BufReader::new(stdout).lines();
-    loop {
-        let line = lines
-            .next_line()
-            .await
-            .expect("reading chromedriver's output")
-            .expect("chromedriver exited before saying its port");
+    let mut printed = Vec::new();
+    while let Ok(Some(line)) = lines.next_line().await {
         if let Some(rest) = line.split("started successfully on port ").nth(1) {
             let port = rest
                 .trim()
                 .trim_end_matches('.')
                 .parse()
-                .unwrap_or_else(|e| {
-                    panic!("chromedriver's port in {line:?}: {e}");
-                });
+                .unwrap_or_else(|e| panic!("chromedriver's port in {line:?}: {e}"));
             tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-            return port;
+            return Ok(port);
         }
+        printed.push(line);
     }
+    Err(format!(
+        "chromedriver stopped ({:?}) before saying its port; it printed {printed:?} and logged:\n{}",
+        driver.wait().await,
+        std::fs::read_to_string(log).unwrap_or_default()
+    ))
 }
 
 /// `$VAR` if set, else the first of `names` found on `PATH`.
