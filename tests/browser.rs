@@ -78,18 +78,22 @@ async fn side_by_side_every_pane_shows_each_message_with_the_same_id() {
     // A Rust client in the room, to learn each id from the server itself.
     let mut watcher = subscribe(Kind::Ws, &server.target(room), from_start()).await;
 
+    // One message from each pane, each once the server has taken the one
+    // before, so ids follow the panes' order; the panes catch up meanwhile.
+    let mut assigned = Vec::new();
     for (n, from) in TRANSPORTS.into_iter().enumerate() {
         let text = format!("sent from the {from} pane");
         page.send_from(from, &text).await;
-        let assigned = next_message(&mut watcher).await;
-        assert_eq!(assigned.text, text);
-        assert_eq!(assigned.id, n as u64 + 1);
-
-        let shown = page.wait_for_text(&TRANSPORTS, &text).await;
+        let message = next_message(&mut watcher).await;
+        assert_eq!((message.id, &*message.text), (n as u64 + 1, &*text));
+        assigned.push((from, message));
+    }
+    for (from, message) in &assigned {
+        let shown = page.wait_for_text(&TRANSPORTS, &message.text).await;
         for (line, key) in shown.iter().zip(TRANSPORTS) {
-            assert_eq!(line.id, assigned.id, "id in the {key} pane");
+            assert_eq!(line.id, message.id, "id in the {key} pane");
             assert_eq!(line.epoch, shown[0].epoch, "epoch in the {key} pane");
-            assert_eq!(line.mine, key == from, "'mine' in the {key} pane");
+            assert_eq!(line.mine, key == *from, "'mine' in the {key} pane");
         }
     }
     for key in TRANSPORTS {
@@ -98,14 +102,16 @@ async fn side_by_side_every_pane_shows_each_message_with_the_same_id() {
     }
 
     // The screenshot for the README and the slides: wait for the figures
-    // that fill in from /stats, so the picture shows them.
+    // that fill in from /stats, and for the totals bars to finish growing
+    // (a CSS transition), so the picture shows them.
     page.browser
         .wait_for(
             &format!(
                 "{TRANSPORTS_JS}.every((t) => /^↓\\d+ B$/.test(document.querySelector(`[data-pane=\"${{t}}\"] .wirecost [data-k=\"down\"]`).textContent)
-                 && document.querySelector(`#totals [data-transport=\"${{t}}\"] .bpm`).textContent !== '–')"
+                 && document.querySelector(`#totals [data-transport=\"${{t}}\"] .bpm`).textContent !== '–')
+                 && document.getAnimations().length === 0"
             ),
-            "cost figures in every pane and in the totals strip",
+            "cost figures in every pane and in the totals strip, at rest",
         )
         .await;
     let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("side-by-side.png");
