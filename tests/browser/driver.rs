@@ -260,29 +260,37 @@ impl Browser {
         png_size(&png)
     }
 
-    /// Ends the session (chromedriver quits Chromium) and then chromedriver.
+    /// Ends the session (chromedriver quits Chromium), then whatever is
+    /// left of the process group, and reaps chromedriver.
     pub async fn close(mut self) {
         let client = self.client.clone();
         crate::common::within(PATIENCE, client.close())
             .await
             .unwrap_or_else(|e| panic!("closing the browser: {e}"));
-        let _ = self.driver.kill().await;
+        self.kill_group();
+        let _ = self.driver.wait().await;
     }
-}
 
-impl Drop for Browser {
     /// Kills chromedriver's process group, which Chromium and its helpers
-    /// joined. After `close` they are gone already; after a failed test this
-    /// is what stops them. chromedriver alone would leave Chromium running.
-    fn drop(&mut self) {
+    /// joined: killing chromedriver alone would leave Chromium running.
+    fn kill_group(&self) {
         if let Some(pid) = self.driver.id() {
-            // SAFETY: killpg only sends a signal; the group id is the pid of
-            // the chromedriver we started as a group leader, still unreaped
-            // (kill_on_drop reaps it after this), so no other group has it.
+            // SAFETY: killpg only sends a signal. The group id is the pid of
+            // the chromedriver we started as a group leader and have not
+            // reaped yet (`id()` is None once reaped), so no other process
+            // or group can have it.
             unsafe {
                 libc::killpg(pid as libc::pid_t, libc::SIGKILL);
             }
         }
+    }
+}
+
+impl Drop for Browser {
+    /// After `close` there is nothing left to kill; after a failed test
+    /// this is what stops chromedriver and Chromium.
+    fn drop(&mut self) {
+        self.kill_group();
         let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
