@@ -23,8 +23,9 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 pub struct TestServer {
     pub addr: SocketAddr,
     pub state: AppState,
+    config: Config,
     stop: Option<oneshot::Sender<()>>,
-    pub handle: Option<JoinHandle<std::io::Result<()>>>,
+    pub handle: Option<ServerTask>,
 }
 
 impl TestServer {
@@ -40,16 +41,29 @@ impl TestServer {
     pub async fn with_state(state: AppState) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let handle = tokio::spawn(skyrocket::run(listener, state.clone(), async {
-            let _ = stopped.await;
-        }));
+        let config = (*state.config).clone();
+        let (stop, handle) = serve(listener, state.clone());
         Self {
             addr,
             state,
+            config,
             stop: Some(stop),
             handle: Some(handle),
         }
+    }
+
+    /// Shuts this server down and starts a new one on the same port, so
+    /// clients that only know the address can come back by themselves.
+    /// Nothing of the old state survives (empty rooms, a new epoch for
+    /// each), as with an in-memory server process that restarts.
+    pub async fn restart(&mut self) {
+        self.shutdown().await;
+        let listener = within(PATIENCE, bind_again(self.addr)).await;
+        let state = AppState::in_memory(self.config.clone());
+        let (stop, handle) = serve(listener, state.clone());
+        self.state = state;
+        self.stop = Some(stop);
+        self.handle = Some(handle);
     }
 
     pub fn base(&self) -> String {
@@ -82,6 +96,35 @@ impl TestServer {
             .json()
             .await
             .unwrap()
+    }
+}
+
+type ServerTask = JoinHandle<std::io::Result<()>>;
+
+/// Runs a server with fresh state on `listener` until the sender fires.
+fn serve(listener: tokio::net::TcpListener, state: AppState) -> (oneshot::Sender<()>, ServerTask) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(skyrocket::run(listener, state, async {
+        let _ = stopped.await;
+    }));
+    (stop, handle)
+}
+
+/// Binds `addr` again after its server stopped. tokio sets SO_REUSEADDR,
+/// so the old connections in TIME_WAIT do not block it; but the port came
+/// from the ephemeral range, and while it was free an outgoing connection
+/// on this machine may have taken it as its own local port. That one is
+/// short-lived, so the bind is retried until it lets go (a retry interval,
+/// not a wait for an event of ours).
+async fn bind_again(addr: SocketAddr) -> tokio::net::TcpListener {
+    loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => return listener,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("rebinding {addr}: {e}"),
+        }
     }
 }
 
