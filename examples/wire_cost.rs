@@ -7,7 +7,7 @@
 
 use skyrocket::client::Kind;
 use skyrocket::wirecost::{markdown, measure, Workload};
-use skyrocket::{AppState, Config};
+use skyrocket::{provenance, AppState, Config};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -32,19 +32,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let costs = measure(&base, &Kind::ALL, &workload).await?;
     let table = markdown(&costs);
-    let machine = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let report = format!(
         "# Wire cost per delivered message\n\n\
          Command: `cargo run --release --example wire_cost -- {} {}`  \n\
-         Machine: {cores} cores, {machine}  \n\
+         Machine: {}  \n\
          Date: {}\n\n\
          Workload: one receiver per transport, {} messages of {} bytes of text, \
          posted one at a time, each at least {:?} after the previous and only once \
@@ -56,7 +47,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
          the sender's POSTs are counted under `send`, not here.\n\n{table}",
         workload.text_bytes,
         workload.messages,
-        utc_date(skyrocket::message::now_millis() / 1000),
+        provenance::machine(),
+        provenance::now_utc(),
         workload.messages,
         workload.text_bytes,
         workload.interval,
@@ -68,21 +60,4 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _ = stop.send(());
     server.await??;
     Ok(())
-}
-
-/// `YYYY-MM-DD HH:MM UTC` from Unix seconds (the civil-from-days algorithm,
-/// so the report needs no date crate).
-fn utc_date(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let (hour, minute) = (secs % 86_400 / 3600, secs % 3600 / 60);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC")
 }

@@ -12,14 +12,18 @@
 //! - [`wirecost`]: bytes per message per transport, from the accounting;
 //! - [`wiretap`]: the raw wire view, exact bytes captured only while watched;
 //! - [`client`]: a Rust client per transport, shared by tests, loadgen, benches;
-//! - [`config`]: every server option and its default.
+//! - [`config`]: every server option and its default;
+//! - [`chart`]: SVG bar and line charts for measured reports;
+//! - [`provenance`]: the machine and date a report was measured on.
 
 pub mod app;
 pub mod backbone;
+pub mod chart;
 pub mod client;
 pub mod config;
 pub mod error;
 pub mod message;
+pub mod provenance;
 pub mod room;
 pub mod server;
 pub mod stats;
