@@ -22,7 +22,8 @@ mod common;
 
 use common::{Audience, CHAT_TEXT};
 use criterion::{
-    criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
+    criterion_group, criterion_main, AxisScale, BenchmarkId, Criterion, PlotConfiguration,
+    SamplingMode, Throughput,
 };
 use skyrocket::client::Kind;
 use std::sync::Arc;
@@ -38,6 +39,9 @@ fn fanout(c: &mut Criterion) {
     // A delivery to 1000 receivers takes tens of milliseconds: flat
     // sampling runs as few iterations as 10 samples need, where linear
     // sampling would run 55 times that many.
+    // The parameter spans orders of magnitude: log axes in criterion's
+    // comparison chart, or the small values collapse onto the axis.
+    group.plot_config(PlotConfiguration::default().summary_scale(AxisScale::Logarithmic));
     group
         .sampling_mode(SamplingMode::Flat)
         .sample_size(10)

@@ -20,7 +20,10 @@
 mod common;
 
 use common::{Audience, PAYLOADS};
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{
+    criterion_group, criterion_main, AxisScale, BenchmarkId, Criterion, PlotConfiguration,
+    Throughput,
+};
 use skyrocket::client::Kind;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +32,9 @@ fn payload(c: &mut Criterion) {
     let rt = common::runtime();
     let base = common::start_server(&rt);
     let mut group = c.benchmark_group("payload");
+    // The parameter spans orders of magnitude: log axes in criterion's
+    // comparison chart, or the small values collapse onto the axis.
+    group.plot_config(PlotConfiguration::default().summary_scale(AxisScale::Logarithmic));
     group.measurement_time(Duration::from_secs(2));
     for kind in Kind::ALL {
         let room = format!("payload-{}", kind.name());

@@ -20,7 +20,9 @@
 
 mod common;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{
+    criterion_group, criterion_main, AxisScale, BenchmarkId, Criterion, PlotConfiguration,
+};
 use skyrocket::backbone::Backbone;
 use skyrocket::room::{Delivery, Resume, Room, RoomConfig, Rooms, Subscription};
 use std::hint::black_box;
@@ -88,6 +90,9 @@ fn room(c: &mut Criterion) {
         .expect("a tokio runtime");
     let rooms = Rooms::new(Backbone::memory(1000), RoomConfig::default());
     let mut group = c.benchmark_group("room");
+    // The parameter spans orders of magnitude: log axes in criterion's
+    // comparison chart, or the small values collapse onto the axis.
+    group.plot_config(PlotConfiguration::default().summary_scale(AxisScale::Logarithmic));
     group.measurement_time(Duration::from_millis(1500));
     for n in SUBSCRIBERS {
         let room = rooms.get(&format!("room-{n}")).expect("a valid room name");

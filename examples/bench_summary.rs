@@ -2,8 +2,10 @@
 //! time of every benchmark, read from criterion's
 //! `target/criterion/**/new/estimates.json`, as one table per group with
 //! the transports side by side, then every id with its 95% confidence
-//! interval. Copies the bench's `wire-bytes.md` and `wire-bytes.svg` next
-//! to it, so `results/bench/` holds what the slides quote.
+//! interval; and a chart per group (`results/bench/{group}.svg`: lines on
+//! log axes for fan-out, bars for the rest). Copies the bench's
+//! `wire-bytes.md` and `wire-bytes.svg` next to it, so `results/bench/`
+//! holds what the slides quote.
 //!
 //! `cargo bench && cargo run --release --example bench_summary [-- NOTE]`
 //!
@@ -11,6 +13,7 @@
 //! running on the machine).
 
 use serde::Deserialize;
+use skyrocket::chart::{BarChart, LineChart};
 use skyrocket::client::Kind;
 use skyrocket::provenance;
 use std::collections::BTreeMap;
@@ -70,7 +73,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     found.sort_by_key(|m| sort_key(&m.id));
 
     std::fs::create_dir_all(OUT)?;
-    let summary = summary(&found, &note.join(" "));
+    let grids = grids(&found);
+    for grid in &grids {
+        grid.write_chart(&Path::new(OUT).join(format!("{}.svg", grid.group)))?;
+    }
+    let summary = summary(&found, &grids, &note.join(" "));
     std::fs::write(Path::new(OUT).join("summary.md"), &summary)?;
     print!("{summary}");
     for file in ["wire-bytes.md", "wire-bytes.svg"] {
@@ -157,7 +164,7 @@ fn column_key(value: &str) -> (u64, String) {
     (number, value.to_owned())
 }
 
-fn summary(found: &[Measured], note: &str) -> String {
+fn summary(found: &[Measured], grids: &[Grid], note: &str) -> String {
     let oldest = found
         .iter()
         .map(|m| m.when)
@@ -171,7 +178,7 @@ fn summary(found: &[Measured], note: &str) -> String {
     let mut out = format!(
         "# cargo bench: median times\n\n\
          Command: `cargo bench`, then `cargo run --release --example bench_summary` \
-         (writes this file)  \n\
+         (writes this file and the charts beside it)  \n\
          Machine: {}  \n\
          Measured: {} to {}  \n\
          Written: {}\n\n",
@@ -189,15 +196,8 @@ fn summary(found: &[Measured], note: &str) -> String {
          `benches/`; how to read them is in the README's \"Benchmarks\" section. \
          Bytes per message are in [`wire-bytes.md`](wire-bytes.md).\n",
     );
-
-    let mut groups: Vec<&str> = Vec::new();
-    for m in found {
-        if !groups.contains(&m.id.group_id.as_str()) {
-            groups.push(&m.id.group_id);
-        }
-    }
-    for group in groups {
-        out.push_str(&group_table(group, found));
+    for grid in grids {
+        out.push_str(&grid.markdown());
     }
 
     out.push_str("\n## Every benchmark, with the 95% confidence interval of its median\n\n");
@@ -215,44 +215,117 @@ fn summary(found: &[Measured], note: &str) -> String {
     out
 }
 
-/// One group as a table: a row per function (transport), a column per
+/// One group's medians: a row per function (transport), a column per
 /// parameter (receivers, payload size), in sorted order.
-fn group_table(group: &str, found: &[Measured]) -> String {
-    let members: Vec<&Measured> = found.iter().filter(|m| m.id.group_id == group).collect();
-    let mut rows: Vec<String> = Vec::new();
-    let mut columns: Vec<String> = Vec::new();
-    let mut cells = BTreeMap::new();
-    for m in &members {
-        let row = m.id.function_id.clone().unwrap_or_else(|| group.to_owned());
-        let column =
-            m.id.value_str
-                .clone()
-                .unwrap_or_else(|| "median".to_owned());
-        if !rows.contains(&row) {
-            rows.push(row.clone());
+struct Grid {
+    group: String,
+    rows: Vec<String>,
+    columns: Vec<String>,
+    /// Median nanoseconds per (row, column).
+    cells: BTreeMap<(String, String), f64>,
+}
+
+/// The groups in `found`, in its (sorted) order.
+fn grids(found: &[Measured]) -> Vec<Grid> {
+    let mut grids: Vec<Grid> = Vec::new();
+    for m in found {
+        let group = &m.id.group_id;
+        if !grids.iter().any(|g| &g.group == group) {
+            grids.push(Grid {
+                group: group.clone(),
+                rows: Vec::new(),
+                columns: Vec::new(),
+                cells: BTreeMap::new(),
+            });
         }
-        if !columns.contains(&column) {
-            columns.push(column.clone());
+        let grid = grids
+            .iter_mut()
+            .find(|g| &g.group == group)
+            .expect("just added");
+        let row = m.id.function_id.clone().unwrap_or_else(|| group.clone());
+        let column = (m.id.value_str.clone()).unwrap_or_else(|| "median".to_owned());
+        if !grid.rows.contains(&row) {
+            grid.rows.push(row.clone());
         }
-        cells.insert((row, column), duration(m.median.point_estimate));
+        if !grid.columns.contains(&column) {
+            grid.columns.push(column.clone());
+        }
+        grid.cells.insert((row, column), m.median.point_estimate);
     }
-    columns.sort_by_key(|c| column_key(c));
-    let mut out = format!("\n## {group}\n\n| |");
-    for column in &columns {
-        out.push_str(&format!(" {column} |"));
+    for grid in &mut grids {
+        grid.columns.sort_by_key(|c| column_key(c));
     }
-    out.push_str("\n| --- |");
-    out.push_str(&" ---: |".repeat(columns.len()));
-    out.push('\n');
-    for row in &rows {
-        out.push_str(&format!("| {row} |"));
-        for column in &columns {
-            let cell = cells.get(&(row.clone(), column.clone()));
-            out.push_str(&format!(" {} |", cell.map_or("", String::as_str)));
+    grids
+}
+
+impl Grid {
+    fn cell(&self, row: &str, column: &str) -> Option<f64> {
+        self.cells
+            .get(&(row.to_owned(), column.to_owned()))
+            .copied()
+    }
+
+    fn markdown(&self) -> String {
+        let mut out = format!("\n## {}\n\n![{0}]({0}.svg)\n\n| |", self.group);
+        for column in &self.columns {
+            out.push_str(&format!(" {column} |"));
         }
+        out.push_str("\n| --- |");
+        out.push_str(&" ---: |".repeat(self.columns.len()));
         out.push('\n');
+        for row in &self.rows {
+            out.push_str(&format!("| {row} |"));
+            for column in &self.columns {
+                let cell = self.cell(row, column).map(duration);
+                out.push_str(&format!(" {} |", cell.unwrap_or_default()));
+            }
+            out.push('\n');
+        }
+        out
     }
-    out
+
+    /// A line per row on log axes when the columns are counts (receivers,
+    /// subscribers: 1 to 1000), else grouped bars, one group per column.
+    fn write_chart(&self, path: &Path) -> Result<(), skyrocket::chart::ChartError> {
+        let max = self.cells.values().copied().fold(0.0, f64::max);
+        let (scale, unit) = if max >= 1e6 {
+            (1e6, "ms")
+        } else {
+            (1e3, "µs")
+        };
+        let y_label = format!("median time ({unit})");
+        let title = format!("{}: median time per iteration", self.group);
+        let counts: Option<Vec<f64>> = (self.columns.len() > 1)
+            .then(|| self.columns.iter().map(|c| c.parse::<f64>().ok()).collect())
+            .flatten();
+        if let Some(xs) = counts {
+            let mut chart = LineChart::new(title, "receivers or subscribers", y_label)
+                .log_x()
+                .log_y();
+            for row in &self.rows {
+                let points = (self.columns.iter().zip(&xs))
+                    .filter_map(|(c, &x)| Some((x, self.cell(row, c)? / scale)));
+                chart = chart.line(row.as_str(), points);
+            }
+            return chart.write(path);
+        }
+        let categories = self.columns.iter().map(|c| {
+            if c == "median" {
+                self.group.clone()
+            } else {
+                c.clone()
+            }
+        });
+        let mut chart = BarChart::new(title, y_label, categories);
+        for row in &self.rows {
+            let values = self
+                .columns
+                .iter()
+                .map(|c| self.cell(row, c).unwrap_or(0.0) / scale);
+            chart = chart.series(row.as_str(), values);
+        }
+        chart.write(path)
+    }
 }
 
 /// Nanoseconds as `812 ns`, `12.3 µs`, `4.56 ms` or `1.23 s`.
