@@ -23,11 +23,13 @@
 //!   read-only views of the repo files it quotes (`/results`, `/source`);
 //! - [`provenance`]: the command, machine and date lines of `results/` files;
 //! - [`config`]: every server option and its default; [`cli`]: the server's flags;
+//! - [`chart`]: SVG bar and line charts for measured reports;
 //! - [`loadgen`]: the load generator behind the `loadgen` binary.
 
 pub mod admission;
 pub mod app;
 pub mod backbone;
+pub mod chart;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -7,6 +7,7 @@
 //! and chart they quote with the command and the machine behind it.
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
 
 /// The three provenance lines of a report; a report may lack some.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,7 +24,7 @@ impl Provenance {
         Self {
             command: Some(format!("`{command}`")),
             machine: Some(machine()),
-            date: Some(utc_date(crate::message::now_millis() / 1000)),
+            date: Some(now_utc()),
         }
     }
 
@@ -110,6 +111,43 @@ pub fn utc_date(secs: u64) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC")
+}
+
+/// Now, as `YYYY-MM-DD HH:MM UTC`.
+pub fn now_utc() -> String {
+    utc_date(crate::message::now_millis() / 1000)
+}
+
+/// A file time (say, when criterion wrote an estimate) as `YYYY-MM-DD HH:MM UTC`.
+pub fn utc_date_of(time: std::time::SystemTime) -> String {
+    utc_date(
+        time.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    )
+}
+
+/// Where `cargo bench` leaves criterion's report, found the way criterion
+/// finds it: `$CRITERION_HOME`, else `criterion/` in the cargo target
+/// directory (`$CARGO_TARGET_DIR`, else what `cargo metadata` says when run
+/// under cargo), else `target/criterion`.
+pub fn criterion_dir() -> PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return PathBuf::from(home);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .or_else(cargo_target_dir);
+    target.unwrap_or_else(|| "target".into()).join("criterion")
+}
+
+fn cargo_target_dir() -> Option<PathBuf> {
+    let cargo = std::env::var_os("CARGO")?;
+    let output = std::process::Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .output()
+        .ok()?;
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+    metadata["target_directory"].as_str().map(PathBuf::from)
 }
 
 #[cfg(test)]

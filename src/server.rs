@@ -120,7 +120,12 @@ async fn serve_connection(io: Counted<TcpStream>, info: ConnInfo, router: Router
 
 /// Publishes coalesced presence changes until shutdown.
 async fn publish_presence(state: AppState) {
-    let mut tick = tokio::time::interval(state.config.presence_interval);
+    // The first tick one interval after start, not at once: there is
+    // nothing to publish at start, and an immediate tick that this task
+    // happens to run late would publish to the first clients even on a
+    // server configured to stay quiet (tests and benches count bytes).
+    let period = state.config.presence_interval;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
