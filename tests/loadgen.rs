@@ -121,6 +121,13 @@ async fn the_binary_sweeps_and_writes_its_report() {
         assert!(report.contains(row), "no row {row} in\n{report}");
     }
 
+    // A sweep draws all four charts, and the report shows them.
+    for chart in ["latency.svg", "bytes.svg", "cpu.svg", "sweep-p99.svg"] {
+        let svg = std::fs::read_to_string(dir.join(chart)).unwrap();
+        assert!(svg.contains("<svg") && svg.contains("longpoll"), "{chart}");
+        assert!(report.contains(&format!("]({chart})")), "{chart} not shown");
+    }
+
     for file in [json, dir.join("results.json")] {
         let parsed: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();

@@ -7,12 +7,13 @@
 //! - [`run`]: one run (connect, warm up, measure, drain) with the library's
 //!   own clients ([`crate::client`]), no second copy of the protocol;
 //! - [`tally`]: open-loop latency and delivery counts;
-//! - [`report`]: the table, JSON and Markdown.
+//! - [`report`]: the table, JSON and Markdown; [`charts`]: its SVG charts.
 //!
 //! Everything is bounded: counts and durations come from the spec, every
 //! connect and the drain have a deadline, and the target is loopback
 //! unless `--url` says otherwise.
 
+pub mod charts;
 pub mod child;
 pub mod probe;
 pub mod report;

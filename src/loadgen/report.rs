@@ -242,7 +242,9 @@ impl Report {
         }
     }
 
-    pub fn markdown(&self) -> String {
+    /// The report in Markdown, showing `charts` (file, caption) that sit
+    /// beside it.
+    pub fn markdown(&self, charts: &[(PathBuf, String)]) -> String {
         let mut out = format!(
             "# loadgen report\n\n{}\n{}\n\n## Results\n\n{}",
             self.provenance().to_markdown(),
@@ -256,18 +258,29 @@ impl Report {
                 let _ = writeln!(out, "- {p}");
             }
         }
+        if !charts.is_empty() {
+            out.push_str("\n## Charts\n\n");
+            for (path, caption) in charts {
+                let file = path.file_name().unwrap_or_default().to_string_lossy();
+                let _ = writeln!(out, "![{caption}]({file})\n");
+            }
+        }
         out.push_str(COLUMNS);
         out
     }
 
-    /// `report.md` and `results.json` in `dir`; the paths written.
+    /// `report.md`, `results.json` and the SVG charts in `dir`; the paths
+    /// written.
     pub fn write_dir(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         std::fs::create_dir_all(dir)?;
+        let charts = super::charts::write(dir, &self.runs).map_err(std::io::Error::other)?;
         let markdown = dir.join("report.md");
-        std::fs::write(&markdown, self.markdown())?;
+        std::fs::write(&markdown, self.markdown(&charts))?;
         let json = dir.join("results.json");
         self.write_json(&json)?;
-        Ok(vec![markdown, json])
+        let mut written = vec![markdown, json];
+        written.extend(charts.into_iter().map(|(path, _)| path));
+        Ok(written)
     }
 
     pub fn write_json(&self, path: &Path) -> std::io::Result<()> {
