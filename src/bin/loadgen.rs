@@ -198,7 +198,7 @@ async fn main() -> ExitCode {
     );
     progress.enable_steady_tick(Duration::from_millis(200));
     let outcome = skyrocket::loadgen::run_all(&spec, &interrupt, &progress, |run| {
-        progress.println(format!(
+        let line = format!(
             "{} x{}: {} of {} connected, p99 {:.2} ms, {}/{} delivered",
             run.transport,
             run.clients,
@@ -207,7 +207,13 @@ async fn main() -> ExitCode {
             run.latency_ms.p99,
             run.delivered,
             run.expected
-        ));
+        );
+        // A hidden bar (stderr not a terminal) drops println, so say it plainly.
+        if progress.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            progress.println(line);
+        }
     })
     .await;
     progress.finish_and_clear();

@@ -190,6 +190,55 @@ pub fn markdown_table(runs: &[RunResult]) -> String {
     out
 }
 
+/// One row per transport for the talk: its figures at the largest client
+/// count every transport ran, and the most clients it held with nothing lost
+/// in any run.
+pub fn headline_table(runs: &[RunResult]) -> String {
+    let mut counts: Vec<usize> = runs.iter().map(|r| r.clients).collect();
+    counts.sort_unstable();
+    counts.dedup();
+    let mut names: Vec<&str> = Vec::new();
+    for r in runs {
+        if !names.contains(&r.transport) {
+            names.push(r.transport);
+        }
+    }
+    let at = |t: &str, n: usize| runs.iter().find(|r| r.transport == t && r.clients == n);
+    let Some(n) = counts
+        .iter()
+        .rev()
+        .copied()
+        .find(|&n| names.iter().all(|t| at(t, n).is_some()))
+    else {
+        return String::new();
+    };
+    let mut out = format!(
+        "At {n} clients each.\n\n| transport | p50 ms | p99 ms | deliveries/s | out B/dlv | in B/dlv | req/dlv | CPU s/1k dlv | RSS KiB/client | most clients held |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+    );
+    for name in names {
+        let Some(r) = at(name, n) else { continue };
+        let held = runs
+            .iter()
+            .filter(|x| x.transport == name && x.lost == 0 && x.duplicates == 0)
+            .map(|x| x.connected)
+            .max()
+            .unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "| {name} | {:.2} | {:.2} | {:.0} | {:.1} | {:.1} | {:.3} | {} | {} | {held} |",
+            r.latency_ms.p50,
+            r.latency_ms.p99,
+            r.deliveries_per_sec,
+            r.server.wire_out_per_delivery,
+            r.server.wire_in_per_delivery,
+            r.server.requests_per_delivery,
+            opt(r.server.cpu_seconds_per_1000, 4),
+            opt(r.server.rss_per_client_kib, 1),
+        );
+    }
+    out
+}
+
 /// Plain-words problems: failed connects, drops, send errors, losses.
 pub fn problems(runs: &[RunResult]) -> Vec<String> {
     let mut out = Vec::new();
@@ -246,9 +295,10 @@ impl Report {
     /// beside it.
     pub fn markdown(&self, charts: &[(PathBuf, String)]) -> String {
         let mut out = format!(
-            "# loadgen report\n\n{}\n{}\n\n## Results\n\n{}",
+            "# loadgen report\n\n{}\n{}\n\n## Headline\n\n{}\n## Results\n\n{}",
             self.provenance().to_markdown(),
             self.workload,
+            headline_table(&self.runs),
             markdown_table(&self.runs)
         );
         let problems = problems(&self.runs);
