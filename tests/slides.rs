@@ -270,9 +270,13 @@ async fn every_quoted_result_file_exists_and_is_served() {
             repo().join(path).is_file(),
             "a slide quotes {path}, which does not exist"
         );
-        let (status, _, body) = get_text(&server, &format!("/{path}")).await;
-        assert_eq!(status, 200, "/{path}");
-        assert_eq!(body, std::fs::read_to_string(repo().join(path)).unwrap());
+        // Bytes, not text: a slide may quote a chart or a screenshot.
+        let response = reqwest::get(format!("{}/{path}", server.base()))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "/{path}");
+        let body = response.bytes().await.unwrap();
+        assert_eq!(body, std::fs::read(repo().join(path)).unwrap(), "/{path}");
     }
 }
 

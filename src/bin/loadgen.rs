@@ -185,10 +185,11 @@ async fn main() -> ExitCode {
     let interrupt = CancellationToken::new();
     let on_ctrl_c = interrupt.clone();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\nloadgen: interrupted; finishing the current run's figures");
-            on_ctrl_c.cancel();
-        }
+        // Ctrl-C or SIGTERM: either way the child servers are stopped in
+        // turn and what was measured is printed.
+        skyrocket::server::shutdown_signal().await;
+        eprintln!("\nloadgen: interrupted; finishing the current run's figures");
+        on_ctrl_c.cancel();
     });
 
     let progress = ProgressBar::new(0);

@@ -197,6 +197,7 @@ pub async fn run_one(
         let share = SenderShare {
             first: sender as u64,
             step: spec.senders.max(1) as u64,
+            drain: spec.drain,
             size: spec.size,
             target: Target::new(&instances[sender % instances.len()].base, &room),
             tally: tally_slot.clone(),
@@ -387,7 +388,7 @@ impl Receiver {
                 }
                 Ok(Event::Control(_)) => {}
                 Err(e) => {
-                    let why = format!("{} stream ended: {e}", self.kind.name());
+                    let why = format!("{} stream ended: {}", self.kind.name(), in_plain_words(&e));
                     return self.clients.dropped(why);
                 }
             }
@@ -415,7 +416,12 @@ fn in_plain_words(error: &crate::client::ClientError) -> String {
     } else if all.contains("Cannot assign requested address") || all.contains("AddrNotAvailable") {
         "no free local port: the ephemeral port range is used up".into()
     } else {
-        text
+        // Drop the URL (it names the client), so failures of one kind
+        // count as one line.
+        match text.split_once(" for url (") {
+            Some((head, _)) => head.to_owned(),
+            None => text,
+        }
     }
 }
 
@@ -423,6 +429,7 @@ fn in_plain_words(error: &crate::client::ClientError) -> String {
 struct SenderShare {
     first: u64,
     step: u64,
+    drain: Duration,
     size: usize,
     target: Target,
     tally: Arc<OnceLock<Tally>>,
@@ -435,11 +442,22 @@ impl SenderShare {
             return;
         };
         let schedule = tally.schedule;
+        // A saturated server can make each send slow; sending stops a drain
+        // period after the schedule's end, so every run is bounded in time.
+        let deadline = schedule.due(schedule.total) + self.drain;
         let mut seq = self.first;
         while seq < schedule.total {
             tokio::select! {
                 _ = self.stop.cancelled() => return,
                 _ = tokio::time::sleep_until(schedule.due(seq).into()) => {}
+            }
+            if Instant::now() > deadline {
+                let unsent = (schedule.total - seq).div_ceil(self.step);
+                tally.send_errors.fetch_add(unsent, Relaxed);
+                tally.error(
+                    "not sent: the schedule ran past its deadline (server saturated)".into(),
+                );
+                return;
             }
             let draft = Draft {
                 user: "loadgen".into(),
