@@ -75,6 +75,20 @@ pub struct CountersSnapshot {
     pub wire_bytes_out: u64,
 }
 
+/// Several servers' counters summed, as loadgen reads a room spread over
+/// instances.
+impl std::ops::AddAssign for CountersSnapshot {
+    fn add_assign(&mut self, other: Self) {
+        self.connections_open += other.connections_open;
+        self.connections_total += other.connections_total;
+        self.requests += other.requests;
+        self.delivered += other.delivered;
+        self.payload_bytes += other.payload_bytes;
+        self.wire_bytes_in += other.wire_bytes_in;
+        self.wire_bytes_out += other.wire_bytes_out;
+    }
+}
+
 impl Counters {
     pub fn snapshot(&self) -> CountersSnapshot {
         CountersSnapshot {

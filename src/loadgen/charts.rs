@@ -3,43 +3,9 @@
 //! p99 latency against client count. Transports are listed in the order the
 //! runs came in, so each keeps its colour from chart to chart.
 
-use super::report::RunResult;
+use super::report::{client_counts, common_count, find, transports, RunResult};
 use crate::chart::{BarChart, ChartError, LineChart};
 use std::path::{Path, PathBuf};
-
-/// Transport names in first-seen order.
-fn transports(runs: &[RunResult]) -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = Vec::new();
-    for run in runs {
-        if !names.contains(&run.transport) {
-            names.push(run.transport);
-        }
-    }
-    names
-}
-
-/// Client counts in ascending order.
-fn client_counts(runs: &[RunResult]) -> Vec<usize> {
-    let mut counts: Vec<usize> = runs.iter().map(|r| r.clients).collect();
-    counts.sort_unstable();
-    counts.dedup();
-    counts
-}
-
-fn find<'a>(runs: &'a [RunResult], transport: &str, clients: usize) -> Option<&'a RunResult> {
-    runs.iter()
-        .find(|r| r.transport == transport && r.clients == clients)
-}
-
-/// The largest client count that every transport ran: the fairest single
-/// point for the per-transport bar charts.
-fn common_count(runs: &[RunResult]) -> Option<usize> {
-    let names = transports(runs);
-    client_counts(runs)
-        .into_iter()
-        .rev()
-        .find(|&n| names.iter().all(|t| find(runs, t, n).is_some()))
-}
 
 /// Writes the charts into `dir`; the files written, each with a caption.
 pub fn write(dir: &Path, runs: &[RunResult]) -> Result<Vec<(PathBuf, String)>, ChartError> {

@@ -190,33 +190,59 @@ pub fn markdown_table(runs: &[RunResult]) -> String {
     out
 }
 
+/// Transport names in first-seen order, so a transport keeps its place
+/// (and its chart colour) in every table and chart.
+pub(crate) fn transports(runs: &[RunResult]) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = Vec::new();
+    for run in runs {
+        if !names.contains(&run.transport) {
+            names.push(run.transport);
+        }
+    }
+    names
+}
+
+/// Client counts in ascending order.
+pub(crate) fn client_counts(runs: &[RunResult]) -> Vec<usize> {
+    let mut counts: Vec<usize> = runs.iter().map(|r| r.clients).collect();
+    counts.sort_unstable();
+    counts.dedup();
+    counts
+}
+
+pub(crate) fn find<'a>(
+    runs: &'a [RunResult],
+    transport: &str,
+    clients: usize,
+) -> Option<&'a RunResult> {
+    runs.iter()
+        .find(|r| r.transport == transport && r.clients == clients)
+}
+
+/// The largest client count that every transport ran: the fairest single
+/// point for the per-transport bar charts.
+pub(crate) fn common_count(runs: &[RunResult]) -> Option<usize> {
+    let names = transports(runs);
+    client_counts(runs)
+        .into_iter()
+        .rev()
+        .find(|&n| names.iter().all(|t| find(runs, t, n).is_some()))
+}
+
 /// One row per transport for the talk: its figures at the largest client
 /// count every transport ran, and the most clients it held with nothing lost
 /// in any run.
 pub fn headline_table(runs: &[RunResult]) -> String {
-    let mut counts: Vec<usize> = runs.iter().map(|r| r.clients).collect();
-    counts.sort_unstable();
-    counts.dedup();
-    let mut names: Vec<&str> = Vec::new();
-    for r in runs {
-        if !names.contains(&r.transport) {
-            names.push(r.transport);
-        }
-    }
-    let at = |t: &str, n: usize| runs.iter().find(|r| r.transport == t && r.clients == n);
-    let Some(n) = counts
-        .iter()
-        .rev()
-        .copied()
-        .find(|&n| names.iter().all(|t| at(t, n).is_some()))
-    else {
+    let Some(n) = common_count(runs) else {
         return String::new();
     };
     let mut out = format!(
         "At {n} clients each.\n\n| transport | p50 ms | p99 ms | deliveries/s | out B/dlv | in B/dlv | req/dlv | CPU s/1k dlv | RSS KiB/client | most clients held |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
     );
-    for name in names {
-        let Some(r) = at(name, n) else { continue };
+    for name in transports(runs) {
+        let Some(r) = find(runs, name, n) else {
+            continue;
+        };
         let held = runs
             .iter()
             .filter(|x| x.transport == name && x.lost == 0 && x.duplicates == 0)

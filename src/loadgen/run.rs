@@ -98,15 +98,8 @@ struct ServerSample {
 async fn sample(targets: &[Target], instances: &[Instance], transport: &str) -> ServerSample {
     let mut total = ServerSample::default();
     for target in targets {
-        if let Ok(c) = target.counters(transport).await {
-            let t = &mut total.counters;
-            t.requests += c.requests;
-            t.delivered += c.delivered;
-            t.payload_bytes += c.payload_bytes;
-            t.wire_bytes_in += c.wire_bytes_in;
-            t.wire_bytes_out += c.wire_bytes_out;
-            t.connections_open += c.connections_open;
-            t.connections_total += c.connections_total;
+        if let Ok(counters) = target.counters(transport).await {
+            total.counters += counters;
         }
     }
     for pid in instances.iter().filter_map(|i| i.pid) {
@@ -376,21 +369,24 @@ impl Receiver {
                 event = subscriber.next_event() => event,
             };
             let now = Instant::now();
-            let Some(tally) = self.tally.get() else {
-                continue;
-            };
-            match event {
-                Ok(Event::Message(m)) => {
-                    tally.receipt(self.index, m.id, &m.text, &mut last_id, now)
-                }
-                Ok(Event::Control(Control::Gap { .. } | Control::Reset { .. })) => {
-                    tally.announced_losses.fetch_add(1, Relaxed);
-                }
-                Ok(Event::Control(_)) => {}
+            // A broken stream ends this receiver whether or not sending has
+            // begun: retrying a closed stream would only spin.
+            let event = match event {
+                Ok(event) => event,
                 Err(e) => {
                     let why = format!("{} stream ended: {}", self.kind.name(), in_plain_words(&e));
                     return self.clients.dropped(why);
                 }
+            };
+            let Some(tally) = self.tally.get() else {
+                continue;
+            };
+            match event {
+                Event::Message(m) => tally.receipt(self.index, m.id, &m.text, &mut last_id, now),
+                Event::Control(Control::Gap { .. } | Control::Reset { .. }) => {
+                    tally.announced_losses.fetch_add(1, Relaxed);
+                }
+                Event::Control(_) => {}
             }
         }
     }
