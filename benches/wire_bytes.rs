@@ -128,9 +128,7 @@ fn filters(args: &[String]) -> Vec<String> {
 fn report(table: &str, workload: &Workload) -> String {
     format!(
         "# Wire bytes per delivered message\n\n\
-         Command: `cargo bench` (this part alone: `cargo bench --bench wire_bytes`)  \n\
-         Machine: {}  \n\
-         Date: {}\n\n\
+         {}\n\
          One receiver per transport, {} messages per text size, POSTed one at a \
          time, each only once the receiver had the previous one, so every message \
          travels on its own. Short polling asks every {:?}. The server is quiet (no \
@@ -146,8 +144,13 @@ fn report(table: &str, workload: &Workload) -> String {
          `id:`/`data:` lines and chunk framing, and each poll a request and a \
          response head. Those are flat in the message size, so they matter for \
          small chat messages and vanish next to 64 KiB.\n",
-        provenance::machine(),
-        provenance::now_utc(),
+        provenance::Provenance {
+            command: Some(
+                "`cargo bench` (this part alone: `cargo bench --bench wire_bytes`)".into()
+            ),
+            ..provenance::Provenance::here("")
+        }
+        .to_markdown(),
         workload.messages,
         workload.poll_interval,
     )

@@ -181,11 +181,15 @@ fn summary(found: &[Measured], grids: &[Grid], note: &str) -> String {
          (writes this file and the charts beside it)  \n\
          Machine: {}  \n\
          Measured: {} to {}  \n\
-         Written: {}\n\n",
+         Written: {}  \n\
+         Commit: {}  \n\
+         Load: {} (when this summary was written; criterion records none)\n\n",
         provenance::machine(),
         provenance::utc_date_of(oldest),
         provenance::utc_date_of(newest),
         provenance::now_utc(),
+        provenance::git_commit(),
+        provenance::load_average(),
     );
     if !note.is_empty() {
         out.push_str(&format!("Note: {note}\n\n"));

@@ -1,5 +1,10 @@
-//! Where a measured report came from: the `Command:`, `Machine:` and `Date:`
-//! lines every file under `results/` opens with.
+//! Where a measured report came from: the `Command:`, `Machine:`, `Date:`,
+//! `Commit:` and `Load:` lines every file under `results/` opens with.
+//!
+//! The commit says which code was measured (with `-dirty` when the work tree
+//! had uncommitted changes); the load average at the start says how busy the
+//! machine already was, since a run on a shared 2-core machine is only as
+//! quiet as its neighbours.
 //!
 //! Both sides of that convention live here, so they cannot drift apart: the
 //! commands that measure write the lines with [`Provenance::here`], and the
@@ -9,13 +14,17 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-/// The three provenance lines of a report; a report may lack some.
+/// The provenance lines of a report; a report may lack some.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Provenance {
     /// The command that wrote the report, as Markdown (usually in backticks).
     pub command: Option<String>,
     pub machine: Option<String>,
     pub date: Option<String>,
+    /// `git describe --always --dirty` of the measured tree.
+    pub commit: Option<String>,
+    /// The 1, 5 and 15 minute load averages when the run started.
+    pub load: Option<String>,
 }
 
 impl Provenance {
@@ -25,6 +34,8 @@ impl Provenance {
             command: Some(format!("`{command}`")),
             machine: Some(machine()),
             date: Some(now_utc()),
+            commit: Some(git_commit()),
+            load: Some(load_average()),
         }
     }
 
@@ -63,6 +74,8 @@ impl Provenance {
                 "command" => &mut found.command,
                 "machine" => &mut found.machine,
                 "date" => &mut found.date,
+                "commit" => &mut found.commit,
+                "load" => &mut found.load,
                 _ => continue,
             };
             if slot.is_none() && !value.is_empty() {
@@ -72,11 +85,13 @@ impl Provenance {
         found
     }
 
-    fn fields(&self) -> [(&'static str, &Option<String>); 3] {
+    fn fields(&self) -> [(&'static str, &Option<String>); 5] {
         [
             ("Command", &self.command),
             ("Machine", &self.machine),
             ("Date", &self.date),
+            ("Commit", &self.commit),
+            ("Load", &self.load),
         ]
     }
 }
@@ -94,6 +109,30 @@ pub fn machine() -> String {
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!("{cores} cores, {model}")
+}
+
+/// The checked-out commit, `-dirty` when the work tree differs from it;
+/// `unknown (no git)` outside a checkout, so a report still says it does
+/// not know rather than leaving the line out.
+pub fn git_commit() -> String {
+    std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty", "--abbrev=12"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown (no git)".into())
+}
+
+/// `0.42 0.30 0.12 (1, 5, 15 min)` from /proc/loadavg.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .map_or_else(|| "unknown".into(), |l| format!("{l} (1, 5, 15 min)"))
 }
 
 /// `YYYY-MM-DD HH:MM UTC` from Unix seconds (the civil-from-days algorithm,
@@ -160,6 +199,8 @@ mod tests {
             command: Some("`cargo run --example x`".into()),
             machine: Some("2 cores, AMD EPYC".into()),
             date: Some("2026-11-26 21:03 UTC".into()),
+            commit: Some("d09231f4a2b1-dirty".into()),
+            load: Some("0.42 0.30 0.12 (1, 5, 15 min)".into()),
         };
         let text = format!("# Report\n\n{}\nprose: not a key\n", written.to_markdown());
         assert_eq!(Provenance::parse(&text), written);
@@ -172,6 +213,20 @@ mod tests {
         assert_eq!(p.command.as_deref(), Some("`loadgen --report`"));
         assert_eq!(p.machine.as_deref(), Some("8 cores"));
         assert_eq!(p.date, None);
+        assert_eq!(p.commit, None);
+    }
+
+    #[test]
+    fn here_names_a_commit_and_a_load() {
+        let here = Provenance::here("x");
+        let load = here.load.unwrap();
+        assert!(load.ends_with("(1, 5, 15 min)"), "{load}");
+        // Tests run inside the repository's checkout, so git knows the commit.
+        let commit = here.commit.unwrap();
+        assert!(
+            commit.chars().take(7).all(|c| c.is_ascii_hexdigit()),
+            "{commit}"
+        );
     }
 
     #[test]

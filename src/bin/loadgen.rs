@@ -10,6 +10,7 @@ use skyrocket::client::Kind;
 use skyrocket::loadgen::child::ServerCommand;
 use skyrocket::loadgen::report::{problems, table, Report};
 use skyrocket::loadgen::spec::{parse_counts, parse_duration, parse_transports, Servers, Spec};
+use skyrocket::provenance::Provenance;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -182,6 +183,10 @@ async fn main() -> ExitCode {
         }
     };
 
+    // Before the first run: the load average is worth having only from a
+    // machine not yet loaded by our own runs.
+    let started = Provenance::here(&command_line());
+
     let interrupt = CancellationToken::new();
     let on_ctrl_c = interrupt.clone();
     tokio::spawn(async move {
@@ -234,7 +239,7 @@ async fn main() -> ExitCode {
         "{} Open-file limit per process: {file_limit}.",
         load.workload()
     );
-    let report = Report::new(command_line(), workload, runs);
+    let report = Report::new(command_line(), started, workload, runs);
     let mut failed = false;
     if let Some(path) = &load.json {
         if let Err(e) = report.write_json(path) {

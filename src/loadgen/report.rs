@@ -92,6 +92,9 @@ pub struct Report {
     pub command: String,
     pub machine: String,
     pub date: String,
+    pub commit: String,
+    /// Load average when the runs started: how busy the machine already was.
+    pub load: String,
     pub workload: String,
     pub runs: Vec<RunResult>,
 }
@@ -297,13 +300,20 @@ pub fn problems(runs: &[RunResult]) -> Vec<String> {
 }
 
 impl Report {
-    /// A report of `runs` made now, on this machine, by `command`.
-    pub fn new(command: String, workload: String, runs: Vec<RunResult>) -> Self {
-        let here = Provenance::here(&command);
+    /// A report of `runs` made by `command`, on the machine and at the
+    /// commit and load that `started` recorded before the first run.
+    pub fn new(
+        command: String,
+        started: Provenance,
+        workload: String,
+        runs: Vec<RunResult>,
+    ) -> Self {
         Self {
             command,
-            machine: here.machine.unwrap_or_default(),
-            date: here.date.unwrap_or_default(),
+            machine: started.machine.unwrap_or_default(),
+            date: started.date.unwrap_or_default(),
+            commit: started.commit.unwrap_or_default(),
+            load: started.load.unwrap_or_default(),
             workload,
             runs,
         }
@@ -314,6 +324,8 @@ impl Report {
             command: Some(format!("`{}`", self.command)),
             machine: Some(self.machine.clone()),
             date: Some(self.date.clone()),
+            commit: Some(self.commit.clone()),
+            load: Some(self.load.clone()),
         }
     }
 

@@ -160,6 +160,9 @@ fn caption(path: &str, provenance: &Provenance) -> String {
     if let Some(date) = &provenance.date {
         caption.push_str(&format!(" · {date}"));
     }
+    if let Some(commit) = &provenance.commit {
+        caption.push_str(&format!(" · commit {commit}"));
+    }
     caption
 }
 
