@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`message`]: the message and event model, encoded once per message;
 //! - [`room`]: rooms, resume from a cursor, subscriptions, presence; no HTTP;
+//! - [`pollers`]: presence of pollers, O(1) per request on a coarse clock;
 //! - [`backbone`]: where rooms keep and fan out messages: in memory, or
 //!   shared by several instances over Redis Streams (`--redis URL`);
 //! - [`transport`]: one thin adapter per transport (`ws`, `sse`, `poll`, `send`),
@@ -38,6 +39,7 @@ pub mod loadgen;
 pub mod memory;
 pub mod message;
 pub mod origin;
+pub mod pollers;
 pub mod provenance;
 pub mod ratelimit;
 pub mod room;

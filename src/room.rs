@@ -18,6 +18,7 @@
 
 use crate::backbone::{Backbone, BackboneError, LogRead, RoomLog};
 use crate::message::{Control, Draft, DraftError, Online, Posted};
+use crate::pollers::{Change, PollerKind, Pollers};
 use crate::stats::RoomCounters;
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
@@ -58,6 +59,9 @@ pub struct RoomConfig {
     pub feed_capacity: usize,
     /// How long a poller counts as online after its last request.
     pub poller_ttl: Duration,
+    /// The most pollers one room remembers for presence; past it the least
+    /// recently seen is forgotten (see `pollers.rs`).
+    pub max_pollers: usize,
     /// The most retained messages one resume replays; the older ones it
     /// asked for become a gap.
     pub max_replay: usize,
@@ -69,6 +73,7 @@ impl Default for RoomConfig {
             max_text_bytes: 4096,
             feed_capacity: 256,
             poller_ttl: Duration::from_secs(35),
+            max_pollers: 100_000,
             max_replay: 1000,
         }
     }
@@ -115,6 +120,10 @@ pub struct Rooms {
     config: RoomConfig,
     // Read-mostly: every request looks a room up, a new room is rare.
     rooms: RwLock<HashMap<Arc<str>, Arc<Room>>>,
+    /// The coarse clock pollers are stamped with: milliseconds since
+    /// `started`, advanced by the presence tick, read with one atomic load.
+    clock: Arc<AtomicU64>,
+    started: Instant,
 }
 
 impl Rooms {
@@ -123,6 +132,8 @@ impl Rooms {
             backbone,
             config,
             rooms: RwLock::default(),
+            clock: Arc::default(),
+            started: Instant::now(),
         }
     }
 
@@ -151,7 +162,7 @@ impl Rooms {
                 config: self.config.clone(),
                 log,
                 feed,
-                presence: Presence::default(),
+                presence: Presence::new(&self.config, Arc::clone(&self.clock)),
                 counters: RoomCounters::default(),
             })
         });
@@ -172,9 +183,21 @@ impl Rooms {
     /// the last call. Called on a timer, so a burst of thousands of
     /// connections costs one presence event per room per tick, not one per
     /// connection (which would be quadratic in the room size).
+    ///
+    /// The tick is also the coarse clock of poller presence: one clock read
+    /// here per tick, none per poll; pollers past their ttl expire now.
     pub fn publish_presence(&self) {
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.tick_at(now);
+    }
+
+    /// [`Rooms::publish_presence`] at coarse time `now` (milliseconds since
+    /// this `Rooms` started), so tests can drive expiry without waiting.
+    pub fn tick_at(&self, now: u64) {
+        self.clock.fetch_max(now, Ordering::Relaxed);
+        let now = self.clock.load(Ordering::Relaxed);
         for room in self.all() {
-            room.publish_presence_if_changed();
+            room.publish_presence_if_changed(now);
         }
     }
 
@@ -317,12 +340,17 @@ impl Room {
         }
     }
 
-    /// Records that a poller identified by `key` asked just now.
+    /// Records that a poller identified by `key` asked just now: O(1), an
+    /// atomic load of the coarse clock and one short shard lock.
     pub fn saw_poller(&self, key: &str, via: Via) {
-        let mut pollers = self.presence.pollers();
-        let known = pollers.insert(key.to_owned(), (via, Instant::now()));
-        if known.map(|(v, _)| v) != Some(via) {
-            self.presence.changed.store(true, Ordering::Relaxed);
+        let kind = match via {
+            Via::LongPoll => PollerKind::Long,
+            _ => PollerKind::Short,
+        };
+        let p = &self.presence;
+        let now = p.clock.load(Ordering::Relaxed);
+        if p.pollers.saw(key, kind, now) == Change::Changed {
+            p.changed.store(true, Ordering::Relaxed);
         }
     }
 
@@ -331,24 +359,16 @@ impl Room {
         self.local_online() + *self.presence.remote()
     }
 
-    /// Who is online through this server instance.
+    /// Who is online through this server instance: four atomic loads.
     pub fn local_online(&self) -> Online {
         let p = &self.presence;
-        let mut online = Online {
+        let (longpoll, poll) = p.pollers.counts();
+        Online {
             ws: p.ws.load(Ordering::Relaxed),
             sse: p.sse.load(Ordering::Relaxed),
-            ..Online::default()
-        };
-        let ttl = self.config.poller_ttl;
-        for (via, seen) in p.pollers().values() {
-            if seen.elapsed() <= ttl {
-                match via {
-                    Via::LongPoll => online.longpoll += 1,
-                    _ => online.poll += 1,
-                }
-            }
+            longpoll,
+            poll,
         }
-        online
     }
 
     /// Records who is online through the other instances; a change is
@@ -371,14 +391,8 @@ impl Room {
         .to_json()
     }
 
-    fn publish_presence_if_changed(&self) {
-        let expired = {
-            let ttl = self.config.poller_ttl;
-            let mut pollers = self.presence.pollers();
-            let before = pollers.len();
-            pollers.retain(|_, (_, seen)| seen.elapsed() <= ttl);
-            pollers.len() != before
-        };
+    fn publish_presence_if_changed(&self, now: u64) {
+        let expired = self.presence.pollers.expire(now) == Change::Changed;
         let changed = self.presence.changed.swap(false, Ordering::Relaxed);
         if (changed || expired) && self.feed.receiver_count() > 0 {
             let _ = self.feed.send(RoomEvent::Presence(self.presence_json()));
@@ -407,30 +421,39 @@ fn catchup_from(read: LogRead, cursor: u64, reset: bool) -> Catchup {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Presence {
     ws: AtomicU64,
     sse: AtomicU64,
     /// Pollers have no connection to count, so each is remembered with the
-    /// time of its last request and counts as online for `poller_ttl`.
-    pollers: Mutex<HashMap<String, (Via, Instant)>>,
+    /// coarse time of its last request and counts as online for
+    /// `poller_ttl` (see `pollers.rs`).
+    pollers: Pollers,
+    /// The rooms' shared coarse clock (see [`Rooms::publish_presence`]).
+    clock: Arc<AtomicU64>,
     /// The other instances' counts, when a backbone shares presence.
     remote: Mutex<Online>,
     changed: AtomicBool,
 }
 
 impl Presence {
+    fn new(config: &RoomConfig, clock: Arc<AtomicU64>) -> Self {
+        Self {
+            ws: AtomicU64::default(),
+            sse: AtomicU64::default(),
+            pollers: Pollers::new(config.poller_ttl, config.max_pollers),
+            clock,
+            remote: Mutex::default(),
+            changed: AtomicBool::default(),
+        }
+    }
+
     fn counter(&self, via: Via) -> &AtomicU64 {
         match via {
             Via::Ws => &self.ws,
             // Pollers do not hold connections; only streams use guards.
             Via::Sse | Via::LongPoll | Via::Poll => &self.sse,
         }
-    }
-
-    // Held for a map lookup; a panic cannot leave the map inconsistent.
-    fn pollers(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Via, Instant)>> {
-        self.pollers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     // Held for a copy; a panic cannot leave the counts inconsistent.

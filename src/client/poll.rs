@@ -137,6 +137,17 @@ impl PollClient {
         }
     }
 
+    /// The `client=` id this poller sends, which presence counts it by.
+    pub fn client(&self) -> &str {
+        &self.client
+    }
+
+    /// Sends `client` as this poller's id from now on: the same client
+    /// seen through another poller (a page that switched transports).
+    pub fn set_client(&mut self, client: &str) {
+        self.client = client.to_owned();
+    }
+
     /// Requests made so far.
     pub fn polls(&self) -> u64 {
         self.polls
