@@ -4,21 +4,24 @@ use crate::admission::Admission;
 use crate::backbone::redis::RedisConfig;
 use crate::backbone::{Backbone, BackboneError};
 use crate::config::Config;
+use crate::config::RateLimit;
 use crate::error::ApiError;
 use crate::origin::{self, OriginPolicy};
 use crate::ratelimit::PerAddress;
-use crate::room::{Room, RoomConfig, Rooms};
-use crate::stats::{Stats, Transport};
+use crate::room::{Room, RoomConfig, RoomError, Rooms};
+use crate::stats::{Limit, Stats, Transport};
 use crate::transport::poll::HeldPolls;
 use crate::transport::{echo, poll, send, sse, ws};
 use crate::wire::{self, ConnInfo};
 use crate::wiretap::{RoomTap, WireTaps};
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, Request, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, Query, Request, State};
 use axum::http::{header, request::Parts};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -42,6 +45,8 @@ pub struct AppState {
     pub admission: Arc<Admission>,
     /// The send rate of HTTP senders, per address.
     pub http_sends: Arc<PerAddress>,
+    /// New rooms per address per minute.
+    pub room_creations: Arc<PerAddress>,
     /// Long polls being held, one per client.
     pub held_polls: Arc<HeldPolls>,
     /// Which pages may use the rooms (RFC 6455 section 10.2).
@@ -53,8 +58,11 @@ impl AppState {
         let room_config = RoomConfig {
             max_text_bytes: config.max_text_bytes,
             max_replay: config.max_replay,
+            max_rooms: config.rooms.max,
+            idle_after: config.rooms.idle_after,
             ..RoomConfig::default()
         };
+        let per_minute = config.rooms.creations_per_minute;
         let stats = Arc::<Stats>::default();
         Self {
             rooms: Arc::new(Rooms::new(backbone, room_config)),
@@ -63,6 +71,13 @@ impl AppState {
                 Arc::clone(&stats),
             )),
             http_sends: Arc::new(PerAddress::new(config.send_rate)),
+            room_creations: Arc::new(PerAddress::per(
+                RateLimit {
+                    per_second: per_minute,
+                    burst: per_minute,
+                },
+                Duration::from_secs(60),
+            )),
             held_polls: Arc::default(),
             origins: Arc::new(OriginPolicy::new(&config.allowed_origins)),
             stats,
@@ -89,6 +104,29 @@ impl AppState {
             return None;
         }
         self.taps.watching(room.name())
+    }
+
+    /// The room `name` for a client at `peer`: created if new, under the
+    /// server's cap on rooms and the address's room-creation rate (which,
+    /// like every per-address limit, spares loopback unless
+    /// `limit_loopback`). Refusals are counted.
+    pub fn room(&self, name: &str, peer: Option<IpAddr>) -> Result<Arc<Room>, RoomError> {
+        let limited = peer.filter(|ip| self.admission.limits_apply_to(*ip));
+        let result = self.rooms.get_or_create(name, || match limited {
+            Some(ip) if !self.room_creations.try_take(ip) => Err(RoomError::CreationRefused(
+                format!(
+                    "too many new rooms from your address: at most {} a minute; existing rooms still work",
+                    self.config.rooms.creations_per_minute
+                ),
+            )),
+            _ => Ok(()),
+        });
+        match &result {
+            Err(RoomError::Full { .. }) => self.stats.count(Limit::RoomsFull),
+            Err(RoomError::CreationRefused(_)) => self.stats.count(Limit::RoomCreationsRateLimited),
+            _ => {}
+        }
+        result
     }
 
     /// An in-memory server with default settings.
@@ -169,17 +207,23 @@ async fn account(request: Request, next: Next) -> Response {
     response
 }
 
-/// The room named in the path, created on first use; a bad name is a 404.
+/// The room named in the path, created on first use (see
+/// [`AppState::room`]); a bad name is a 404, a room over a cap 503 or 429.
+/// The WebSocket route takes it as a `Result`, to refuse over the socket.
 pub struct RoomParam(pub Arc<Room>);
 
 impl FromRequestParts<AppState> for RoomParam {
-    type Rejection = ApiError;
+    type Rejection = RoomError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, RoomError> {
         let Path(name) = Path::<String>::from_request_parts(parts, state)
             .await
-            .map_err(|_| ApiError::from(crate::room::RoomError::BadName))?;
-        Ok(Self(state.rooms.get(&name)?))
+            .map_err(|_| RoomError::BadName)?;
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<ConnInfo>>()
+            .map(|c| c.0.peer.ip());
+        Ok(Self(state.room(&name, peer)?))
     }
 }
 
@@ -227,14 +271,29 @@ async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn stats(State(state): State<AppState>) -> Response {
-    let mut json = state.stats.to_json(&state.rooms);
+/// `GET /stats?rooms=N`: per-room figures for the N most active rooms.
+#[derive(Debug, serde::Deserialize)]
+struct StatsQuery {
+    rooms: Option<usize>,
+}
+
+/// Rooms listed in `/stats` by default, and at most.
+const STATS_ROOMS: usize = 20;
+const STATS_ROOMS_MAX: usize = 100;
+
+async fn stats(
+    State(state): State<AppState>,
+    query: Result<Query<StatsQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query?;
+    let top = query.rooms.unwrap_or(STATS_ROOMS).min(STATS_ROOMS_MAX);
+    let mut json = state.stats.to_json(&state.rooms, top);
     json["connections"] = serde_json::json!({
         "open": state.admission.open(),
         "max": state.admission.limits().max,
         "memory_trims": crate::memory::trims(),
     });
-    ([(header::CACHE_CONTROL, "no-store")], Json(json)).into_response()
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(json)).into_response())
 }
 
 // The page is compiled into the binary so the server runs from any

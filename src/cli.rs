@@ -116,6 +116,18 @@ pub struct ServerArgs {
     /// as scheme://host[:port], or * for any; repeatable.
     #[arg(long = "allow-origin")]
     allow_origins: Vec<String>,
+    /// Rooms alive at once; a request that would create another gets 503
+    /// (over a WebSocket: an error event, then close 1013).
+    #[arg(long, default_value_t = defaults().rooms.max)]
+    max_rooms: usize,
+    /// Seconds a room with no client and no request is kept; then it is
+    /// removed, history included (a returning client gets a reset).
+    #[arg(long, default_value_t = defaults().rooms.idle_after.as_secs())]
+    room_idle_secs: u64,
+    /// New rooms one address may create per minute (0: no limit); beyond,
+    /// 429 (over a WebSocket: an error event, then close 1008).
+    #[arg(long, default_value_t = defaults().rooms.creations_per_minute)]
+    room_creations_per_minute: u32,
     /// Share rooms with other instances through Redis Streams, for example
     /// `redis://127.0.0.1:6379`. Without it, rooms live in this process.
     #[arg(long, value_name = "URL")]
@@ -151,6 +163,9 @@ impl ServerArgs {
             per_second: self.ws_frame_rate,
             burst: self.ws_frame_burst,
         };
+        config.rooms.max = self.max_rooms;
+        config.rooms.idle_after = Duration::from_secs(self.room_idle_secs.max(1));
+        config.rooms.creations_per_minute = self.room_creations_per_minute;
         config.sse.keepalive = Duration::from_secs(self.sse_keepalive_secs.max(1));
         config.sse.retry = Duration::from_millis(self.sse_retry_ms);
         let connections = &mut config.connections;

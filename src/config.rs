@@ -33,6 +33,33 @@ pub struct Config {
     /// Origins allowed besides the server's own and loopback pages
     /// (`scheme://host[:port]`, or `*` for any).
     pub allowed_origins: Vec<String>,
+    pub rooms: RoomLimits,
+}
+
+/// How many rooms the server keeps, and for how long.
+#[derive(Debug, Clone)]
+pub struct RoomLimits {
+    /// Rooms alive at once; a request that would create another gets 503.
+    pub max: usize,
+    /// A room with no client and no request for this long is removed,
+    /// history included.
+    pub idle_after: Duration,
+    /// New rooms one address may create per minute (a burst of as many,
+    /// refilled evenly over the minute); 0 turns it off. A per-address
+    /// limit: loopback is exempt unless `limit_loopback`.
+    pub creations_per_minute: u32,
+}
+
+impl Default for RoomLimits {
+    fn default() -> Self {
+        Self {
+            // Empty rooms cost about a kilobyte each (tests/rooms.rs), so
+            // the cap is about the history they may hold: see the README.
+            max: 10_000,
+            idle_after: Duration::from_secs(600),
+            creations_per_minute: 60,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -128,6 +155,7 @@ impl Default for Config {
                 burst: 20,
             },
             allowed_origins: Vec::new(),
+            rooms: RoomLimits::default(),
         }
     }
 }

@@ -49,9 +49,16 @@ impl From<RoomError> for ApiError {
         let status = match e {
             RoomError::BadName => StatusCode::NOT_FOUND,
             RoomError::Invalid(_) => StatusCode::BAD_REQUEST,
-            RoomError::Backbone(_) => StatusCode::SERVICE_UNAVAILABLE,
+            RoomError::Backbone(_) | RoomError::Full { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            RoomError::CreationRefused(_) => StatusCode::TOO_MANY_REQUESTS,
         };
         Self::new(status, e.to_string())
+    }
+}
+
+impl IntoResponse for RoomError {
+    fn into_response(self) -> Response {
+        ApiError::from(self).into_response()
     }
 }
 

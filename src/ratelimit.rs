@@ -10,7 +10,7 @@ use crate::config::RateLimit;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
 pub struct TokenBucket {
@@ -23,10 +23,16 @@ pub struct TokenBucket {
 impl TokenBucket {
     /// A full bucket, or `None` when the limit is off.
     pub fn new(limit: RateLimit) -> Option<Self> {
+        Self::per(limit, Duration::from_secs(1))
+    }
+
+    /// A full bucket that refills `limit.per_second` tokens per `period`
+    /// instead of per second (room creations are counted per minute).
+    pub fn per(limit: RateLimit, period: Duration) -> Option<Self> {
         (!limit.is_off()).then(|| {
             let burst = f64::from(limit.burst.max(1));
             Self {
-                per_second: f64::from(limit.per_second),
+                per_second: f64::from(limit.per_second) / period.as_secs_f64().max(1e-3),
                 burst,
                 tokens: burst,
                 last: Instant::now(),
@@ -79,6 +85,8 @@ pub fn refusal(limit: RateLimit) -> String {
 #[derive(Debug)]
 pub struct PerAddress {
     limit: RateLimit,
+    /// What `limit.per_second` is counted over: a second, or a minute.
+    period: Duration,
     // Held for one lookup and a little arithmetic, never across an await.
     buckets: Mutex<Buckets>,
 }
@@ -95,8 +103,14 @@ const MIN_PRUNE_AT: usize = 1024;
 
 impl PerAddress {
     pub fn new(limit: RateLimit) -> Self {
+        Self::per(limit, Duration::from_secs(1))
+    }
+
+    /// Buckets that refill `limit.per_second` tokens per `period`.
+    pub fn per(limit: RateLimit, period: Duration) -> Self {
         Self {
             limit,
+            period,
             buckets: Mutex::default(),
         }
     }
@@ -107,7 +121,7 @@ impl PerAddress {
 
     /// Takes a token from `ip`'s bucket if there is one.
     pub fn try_take(&self, ip: IpAddr) -> bool {
-        let Some(fresh) = TokenBucket::new(self.limit) else {
+        let Some(fresh) = TokenBucket::per(self.limit, self.period) else {
             return true;
         };
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());

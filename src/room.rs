@@ -15,14 +15,26 @@
 //! does not (a Redis reader that fell behind the stream's retention) or it
 //! announces a new life (Redis lost its data), the subscription resyncs from
 //! the log, which turns the loss into a `gap` or `reset` event.
+//!
+//! A subscription joins the feed only when it first has to wait for it
+//! (a short poll never does), and then reads the log once more after its
+//! cursor, the same resync as above: joining first and reading after is what
+//! loses nothing, whenever it happens. So a room that short polls touch
+//! never allocates its feed (see `backbone/feed.rs`).
+//!
+//! Rooms are bounded ([`Rooms`]): at most `max_rooms` live at once, each
+//! removed, history included, once nobody holds it and nothing was posted
+//! or read in it for `idle_after`. A client that comes back to a removed
+//! room finds a new life there, and its old cursor earns it a `reset`.
 
+use crate::backbone::feed::Feed;
 use crate::backbone::{Backbone, BackboneError, LogRead, RoomLog};
 use crate::message::{Control, Draft, DraftError, Online, Posted};
 use crate::pollers::{Change, PollerKind, Pollers};
 use crate::stats::RoomCounters;
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
@@ -65,6 +77,12 @@ pub struct RoomConfig {
     /// The most retained messages one resume replays; the older ones it
     /// asked for become a gap.
     pub max_replay: usize,
+    /// Rooms alive at once; a request that would create one more is
+    /// refused ([`RoomError::Full`]).
+    pub max_rooms: usize,
+    /// A room nobody holds (no subscriber, no request in progress) and
+    /// nobody posted to or read for this long is removed, history included.
+    pub idle_after: Duration,
 }
 
 impl Default for RoomConfig {
@@ -75,6 +93,8 @@ impl Default for RoomConfig {
             poller_ttl: Duration::from_secs(35),
             max_pollers: 100_000,
             max_replay: 1000,
+            max_rooms: 10_000,
+            idle_after: Duration::from_secs(600),
         }
     }
 }
@@ -84,6 +104,21 @@ pub enum RoomError {
     BadName,
     Invalid(DraftError),
     Backbone(BackboneError),
+    /// Creating the room would pass the server's cap on live rooms.
+    Full {
+        max: usize,
+    },
+    /// The caller may not create another room now (its address is over
+    /// its room-creation rate).
+    CreationRefused(String),
+}
+
+impl RoomError {
+    /// A refusal of a new room by one of the room caps (the room itself
+    /// is fine; try later), as opposed to a bad request or a store fault.
+    pub fn is_room_cap(&self) -> bool {
+        matches!(self, Self::Full { .. } | Self::CreationRefused(_))
+    }
 }
 
 impl std::fmt::Display for RoomError {
@@ -94,6 +129,11 @@ impl std::fmt::Display for RoomError {
             }
             Self::Invalid(e) => e.fmt(f),
             Self::Backbone(e) => e.fmt(f),
+            Self::Full { max } => write!(
+                f,
+                "the server holds its maximum of {max} rooms; existing rooms still work, try a new one later"
+            ),
+            Self::CreationRefused(why) => f.write_str(why),
         }
     }
 }
@@ -113,7 +153,7 @@ pub fn valid_room_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// Every room of this server, created on first use.
+/// Every room of this server, created on first use, removed when idle.
 #[derive(Debug)]
 pub struct Rooms {
     backbone: Backbone,
@@ -124,6 +164,20 @@ pub struct Rooms {
     /// `started`, advanced by the presence tick, read with one atomic load.
     clock: Arc<AtomicU64>,
     started: Instant,
+    created: AtomicU64,
+    removed: AtomicU64,
+    /// `rooms.len()`, readable without the lock (`/stats`, `/metrics`).
+    live: AtomicUsize,
+}
+
+/// How many rooms there are and have been (`/stats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct RoomTotals {
+    pub live: usize,
+    pub max: usize,
+    pub created: u64,
+    pub removed_idle: u64,
+    pub idle_after_secs: u64,
 }
 
 impl Rooms {
@@ -134,7 +188,26 @@ impl Rooms {
             rooms: RwLock::default(),
             clock: Arc::default(),
             started: Instant::now(),
+            created: AtomicU64::new(0),
+            removed: AtomicU64::new(0),
+            live: AtomicUsize::new(0),
         }
+    }
+
+    pub fn totals(&self) -> RoomTotals {
+        RoomTotals {
+            live: self.live.load(Ordering::Relaxed),
+            max: self.config.max_rooms,
+            created: self.created.load(Ordering::Relaxed),
+            removed_idle: self.removed.load(Ordering::Relaxed),
+            idle_after_secs: self.config.idle_after.as_secs(),
+        }
+    }
+
+    /// Milliseconds since this registry started, read precisely (one
+    /// `Instant` read, no syscall): the clock of each room's `last_active`.
+    fn now(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
     }
 
     pub fn config(&self) -> &RoomConfig {
@@ -145,28 +218,83 @@ impl Rooms {
         &self.backbone
     }
 
-    /// The room with this name, created if it is new.
+    /// The room with this name, created if it is new and under the cap.
     pub fn get(&self, name: &str) -> Result<Arc<Room>, RoomError> {
+        self.get_or_create(name, || Ok(()))
+    }
+
+    /// The room with this name. A new one is created only if it fits under
+    /// the cap and `may_create` agrees (a per-caller policy, such as the
+    /// room-creation rate of the caller's address); it is asked only when
+    /// the room does not exist, so existing rooms keep working.
+    pub fn get_or_create(
+        &self,
+        name: &str,
+        may_create: impl FnOnce() -> Result<(), RoomError>,
+    ) -> Result<Arc<Room>, RoomError> {
         if !valid_room_name(name) {
             return Err(RoomError::BadName);
         }
+        let now = self.now();
         if let Some(room) = self.read_map().get(name) {
+            room.last_active.store(now, Ordering::Relaxed);
             return Ok(Arc::clone(room));
         }
         let mut rooms = self.rooms.write().unwrap_or_else(|p| p.into_inner());
-        let room = rooms.entry(Arc::from(name)).or_insert_with(|| {
-            let (feed, _) = broadcast::channel(self.config.feed_capacity.max(1));
-            let log = self.backbone.open(name, feed.clone());
-            Arc::new(Room {
-                name: name.to_owned(),
-                config: self.config.clone(),
-                log,
-                feed,
-                presence: Presence::new(&self.config, Arc::clone(&self.clock)),
-                counters: RoomCounters::default(),
-            })
+        if let Some(room) = rooms.get(name) {
+            room.last_active.store(now, Ordering::Relaxed);
+            return Ok(Arc::clone(room));
+        }
+        if rooms.len() >= self.config.max_rooms {
+            return Err(RoomError::Full {
+                max: self.config.max_rooms,
+            });
+        }
+        may_create()?;
+        // A new room costs its name, counters and an empty history; its
+        // feed's ring comes with its first subscriber (backbone/feed.rs).
+        let feed = Arc::new(Feed::new(self.config.feed_capacity));
+        let room = Arc::new(Room {
+            name: name.to_owned(),
+            config: self.config.clone(),
+            log: self.backbone.open(name, Arc::clone(&feed)),
+            feed,
+            presence: Presence::new(&self.config, Arc::clone(&self.clock)),
+            counters: RoomCounters::default(),
+            last_active: AtomicU64::new(now),
         });
-        Ok(Arc::clone(room))
+        rooms.insert(Arc::from(name), Arc::clone(&room));
+        self.live.store(rooms.len(), Ordering::Relaxed);
+        self.created.fetch_add(1, Ordering::Relaxed);
+        Ok(room)
+    }
+
+    /// Removes every room that nobody holds and nobody used for
+    /// `idle_after`, and returns how many went. A room is held while a
+    /// subscription, a presence guard or a request in progress has it: the
+    /// registry's own `Arc` is then not the only one. Held rooms are marked
+    /// active now, so a room's idle time starts when its last client left.
+    ///
+    /// Called on a timer; one pass over the map under the write lock, which
+    /// for 10,000 rooms is well under a millisecond.
+    pub fn remove_idle(&self) -> usize {
+        let now = self.now();
+        let idle_ms = self.config.idle_after.as_millis() as u64;
+        let mut rooms = self.rooms.write().unwrap_or_else(|p| p.into_inner());
+        let before = rooms.len();
+        rooms.retain(|_, room| {
+            // `get` clones under the read lock, which this write lock
+            // excludes, so the count cannot grow while we look.
+            if Arc::strong_count(room) > 1 {
+                room.last_active.store(now, Ordering::Relaxed);
+                return true;
+            }
+            now.saturating_sub(room.last_active.load(Ordering::Relaxed)) < idle_ms
+        });
+        let removed = before - rooms.len();
+        self.live.store(rooms.len(), Ordering::Relaxed);
+        self.removed.fetch_add(removed as u64, Ordering::Relaxed);
+        removed
     }
 
     // The map holds only `Arc`s; a panic elsewhere cannot corrupt it.
@@ -214,9 +342,11 @@ pub struct Room {
     name: String,
     config: RoomConfig,
     log: RoomLog,
-    feed: broadcast::Sender<RoomEvent>,
+    feed: Arc<Feed<RoomEvent>>,
     presence: Presence,
     counters: RoomCounters,
+    /// When a request last looked the room up, on the registry's clock.
+    last_active: AtomicU64,
 }
 
 /// Where a client wants to start reading.
@@ -303,8 +433,8 @@ impl Room {
 
     /// A live subscription starting at `resume`.
     pub async fn subscribe(self: &Arc<Self>, resume: &Resume) -> Result<Subscription, RoomError> {
-        // Subscribe before reading the log: see the module header.
-        let live = self.feed.subscribe();
+        // The feed is joined on the first wait, and the log read again
+        // then: see the module header.
         self.log.attach().await?;
         let catchup = self.catch_up(resume).await?;
         let mut pending = VecDeque::with_capacity(catchup.messages.len() + 2);
@@ -324,7 +454,7 @@ impl Room {
             epoch: catchup.epoch,
             latest: catchup.latest,
             pending,
-            live,
+            live: None,
             cursor,
             lagged: false,
         })
@@ -395,7 +525,7 @@ impl Room {
         let expired = self.presence.pollers.expire(now) == Change::Changed;
         let changed = self.presence.changed.swap(false, Ordering::Relaxed);
         if (changed || expired) && self.feed.receiver_count() > 0 {
-            let _ = self.feed.send(RoomEvent::Presence(self.presence_json()));
+            self.feed.send(RoomEvent::Presence(self.presence_json()));
         }
     }
 }
@@ -518,7 +648,8 @@ pub struct Subscription {
     epoch: Arc<str>,
     latest: u64,
     pending: VecDeque<Delivery>,
-    live: broadcast::Receiver<RoomEvent>,
+    /// The room's feed, joined on the first wait.
+    live: Option<broadcast::Receiver<RoomEvent>>,
     /// The id of the last message handed out (or skipped over by a gap).
     cursor: u64,
     /// The feed overtook this reader; resync from the log before reading on.
@@ -564,7 +695,15 @@ impl Subscription {
             if let Some(delivery) = self.pending.pop_front() {
                 return Ok(self.advance(delivery));
             }
-            match self.live.recv().await {
+            let Some(live) = self.live.as_mut() else {
+                // The first wait: join the feed, then read the log after
+                // the cursor again, so nothing posted since the catch-up
+                // falls between the two.
+                self.live = Some(self.room.feed.subscribe());
+                self.lagged = true;
+                continue;
+            };
+            match live.recv().await {
                 Ok(event) => {
                     if let Some(delivery) = self.accept(event) {
                         return Ok(delivery);
@@ -587,7 +726,9 @@ impl Subscription {
             return Some(self.advance(delivery));
         }
         loop {
-            match self.live.try_recv() {
+            // Not joined yet: nothing can be waiting there.
+            let live = self.live.as_mut()?;
+            match live.try_recv() {
                 Ok(event) => {
                     if let Some(delivery) = self.accept(event) {
                         return Some(delivery);

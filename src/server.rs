@@ -54,6 +54,7 @@ pub async fn run(
         }
     });
     tokio::spawn(publish_presence(state.clone()));
+    tokio::spawn(remove_idle_rooms(state.clone()));
     tokio::spawn(crate::memory::release_after_waves(state.clone()));
 
     let mut listener = CountingListener::new(
@@ -132,6 +133,27 @@ async fn publish_presence(state: AppState) {
             _ = tick.tick() => {
                 state.rooms.share_presence().await;
                 state.rooms.publish_presence();
+            }
+            _ = state.shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Removes idle rooms until shutdown, checking four times per idle period
+/// (at most every 30 s), so a room goes between 1 and 1.25 idle periods
+/// after its last use.
+async fn remove_idle_rooms(state: AppState) {
+    let period = (state.config.rooms.idle_after / 4)
+        .clamp(Duration::from_millis(10), Duration::from_secs(30));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let removed = state.rooms.remove_idle();
+                if removed > 0 {
+                    tracing::debug!(removed, live = state.rooms.totals().live, "removed idle rooms");
+                }
             }
             _ = state.shutdown.cancelled() => return,
         }

@@ -4,9 +4,10 @@
 //! Every counter is a relaxed atomic: each is an independent tally that no
 //! reader needs to see in step with another, so no ordering is paid for.
 
-use crate::room::Rooms;
+use crate::room::{Room, Rooms};
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
 /// What a connection's bytes are charged to: the four transports, the send
 /// endpoint, and everything else (the page, `/stats`, 404s, bad requests).
@@ -133,10 +134,16 @@ pub enum Limit {
     OriginRefused,
     /// Held long polls answered 409 because the same client polled again.
     PollsSuperseded,
+    /// Requests refused (503, or an error and close 1013 over a WebSocket)
+    /// because a new room would pass the cap on live rooms.
+    RoomsFull,
+    /// Requests refused (429, or an error and close 1008) because their
+    /// address created its share of new rooms this minute.
+    RoomCreationsRateLimited,
 }
 
 impl Limit {
-    pub const ALL: [Limit; 12] = [
+    pub const ALL: [Limit; 14] = [
         Self::RefusedFull,
         Self::RefusedPerIp,
         Self::HeaderTimeouts,
@@ -149,6 +156,8 @@ impl Limit {
         Self::SendsRateLimited,
         Self::OriginRefused,
         Self::PollsSuperseded,
+        Self::RoomsFull,
+        Self::RoomCreationsRateLimited,
     ];
 
     pub fn name(self) -> &'static str {
@@ -165,6 +174,8 @@ impl Limit {
             Self::SendsRateLimited => "sends_rate_limited",
             Self::OriginRefused => "origin_refused",
             Self::PollsSuperseded => "polls_superseded",
+            Self::RoomsFull => "rooms_full",
+            Self::RoomCreationsRateLimited => "room_creations_rate_limited",
         }
     }
 }
@@ -207,8 +218,9 @@ impl Stats {
         }
     }
 
-    /// The `/stats` body.
-    pub fn to_json(&self, rooms: &Rooms) -> serde_json::Value {
+    /// The `/stats` body, with per-room figures for the `top` most active
+    /// rooms only, so it stays small however many rooms there are.
+    pub fn to_json(&self, rooms: &Rooms, top: usize) -> serde_json::Value {
         let mut transports = serde_json::Map::new();
         for t in Transport::ALL {
             let s = self.of(t).snapshot();
@@ -232,7 +244,7 @@ impl Stats {
             transports.insert(t.name().into(), v);
         }
         let mut per_room = serde_json::Map::new();
-        for room in rooms.all() {
+        for room in most_active(rooms.all(), top) {
             per_room.insert(
                 room.name().to_owned(),
                 room.counters().to_json(room.online()),
@@ -242,8 +254,32 @@ impl Stats {
             .into_iter()
             .map(|l| (l.name().to_owned(), self.limit_count(l).into()))
             .collect();
-        serde_json::json!({ "transports": transports, "rooms": per_room, "limits": limits })
+        serde_json::json!({
+            "transports": transports,
+            "rooms": per_room,
+            "room_totals": rooms.totals(),
+            "limits": limits,
+        })
     }
+}
+
+/// The `n` rooms that delivered the most messages, most active first
+/// (ties by name, so the answer is stable). One pass over the rooms and a
+/// partial sort: `/stats` stays cheap at the room cap.
+fn most_active(rooms: Vec<Arc<Room>>, n: usize) -> Vec<Arc<Room>> {
+    let mut ranked: Vec<(u64, Arc<Room>)> = rooms
+        .into_iter()
+        .map(|room| (room.counters().delivered_total(), room))
+        .collect();
+    let by_activity = |a: &(u64, Arc<Room>), b: &(u64, Arc<Room>)| {
+        b.0.cmp(&a.0).then_with(|| a.1.name().cmp(b.1.name()))
+    };
+    if ranked.len() > n && n > 0 {
+        ranked.select_nth_unstable_by(n - 1, by_activity);
+    }
+    ranked.truncate(n);
+    ranked.sort_unstable_by(by_activity);
+    ranked.into_iter().map(|(_, room)| room).collect()
 }
 
 /// What one room delivered, per transport. Wire bytes are per connection,
@@ -257,6 +293,14 @@ pub struct RoomCounters {
 impl RoomCounters {
     fn of(&self, transport: Transport) -> &Counters {
         &self.per_transport[transport.index()]
+    }
+
+    /// Messages delivered to this room's clients on every transport.
+    pub fn delivered_total(&self) -> u64 {
+        self.per_transport
+            .iter()
+            .map(|c| c.delivered.load(Relaxed))
+            .sum()
     }
 
     fn to_json(&self, online: crate::message::Online) -> serde_json::Value {

@@ -5,12 +5,12 @@
 //! hand to the broadcast channel) and never across an `.await`, which is
 //! exactly the case the tokio docs recommend the std mutex for.
 
+use super::feed::Feed;
 use super::history::History;
 use super::{new_epoch, LogRead};
 use crate::message::{now_millis, Draft, Posted};
 use crate::room::RoomEvent;
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::broadcast;
 
 #[derive(Debug, Clone)]
 pub struct MemoryConfig {
@@ -21,12 +21,12 @@ pub struct MemoryConfig {
 #[derive(Debug)]
 pub struct MemoryLog {
     room: String,
-    feed: broadcast::Sender<RoomEvent>,
+    feed: Arc<Feed<RoomEvent>>,
     history: Mutex<History>,
 }
 
 impl MemoryLog {
-    pub fn new(room: &str, config: &MemoryConfig, feed: broadcast::Sender<RoomEvent>) -> Self {
+    pub fn new(room: &str, config: &MemoryConfig, feed: Arc<Feed<RoomEvent>>) -> Self {
         Self {
             room: room.to_owned(),
             feed,
@@ -52,9 +52,9 @@ impl MemoryLog {
             now_millis(),
         )));
         history.push(Arc::clone(&posted));
-        // Sent while the lock is held, so the feed sees ids in order. A send
-        // with no subscribers is not an error worth reporting.
-        let _ = self.feed.send(RoomEvent::Message(Arc::clone(&posted)));
+        // Sent while the lock is held, so the feed sees ids in order (and a
+        // first subscriber either sees it stored or on the feed: feed.rs).
+        self.feed.send(RoomEvent::Message(Arc::clone(&posted)));
         posted
     }
 
@@ -82,7 +82,8 @@ mod tests {
 
     #[test]
     fn append_numbers_from_one_feeds_in_order_and_keeps_a_bounded_history() {
-        let (feed, mut rx) = broadcast::channel(16);
+        let feed = Arc::new(Feed::new(16));
+        let mut rx = feed.subscribe();
         let log = MemoryLog::new("r", &MemoryConfig { history: 3 }, feed);
         for i in 1..=5 {
             assert_eq!(log.append(draft(&i.to_string())).id, i);

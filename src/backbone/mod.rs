@@ -12,16 +12,18 @@
 //! - [`memory`]: one process, the default;
 //! - [`redis`]: rooms shared by several server instances over Redis Streams
 //!   (`--redis URL`); its module header gives the design;
-//! - [`history`]: the bounded window of recent messages both keep locally.
+//! - [`history`]: the bounded window of recent messages both keep locally;
+//! - [`feed`]: a room's live feed, whose ring is made by its first subscriber.
 
+pub mod feed;
 pub mod history;
 pub mod memory;
 pub mod redis;
 
 use crate::message::{now_millis, Draft, Posted};
 use crate::room::{Room, RoomEvent};
+use feed::Feed;
 use std::sync::Arc;
-use tokio::sync::broadcast;
 
 /// Why a backbone could not do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +73,7 @@ impl Backbone {
     }
 
     /// Opens the log of one room. Every accepted message goes to `feed`.
-    pub fn open(&self, room: &str, feed: broadcast::Sender<RoomEvent>) -> RoomLog {
+    pub fn open(&self, room: &str, feed: Arc<Feed<RoomEvent>>) -> RoomLog {
         match self {
             Self::Memory(config) => RoomLog::Memory(memory::MemoryLog::new(room, config, feed)),
             Self::Redis(backbone) => RoomLog::Redis(backbone.open(room, feed)),

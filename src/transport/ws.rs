@@ -18,10 +18,11 @@ use crate::app::{AppState, Conn, RoomParam};
 use crate::error::ApiError;
 use crate::message::{Control, Draft};
 use crate::ratelimit::{self, allow, TokenBucket};
-use crate::room::{Delivery, Room, Subscription, Via};
+use crate::room::{Delivery, Room, RoomError, Subscription, Via};
 use crate::stats::{Limit, Transport};
 use crate::transport::websocket::{self, close, within_write_timeout, End, Event, Link};
 use crate::transport::ReadQuery;
+use crate::wire::ConnInfo;
 use crate::wiretap::ws_text_frame;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{close_code, Message, Utf8Bytes, WebSocketUpgrade};
@@ -36,12 +37,19 @@ const MAX_BATCH: usize = 64;
 
 pub async fn upgrade(
     State(state): State<AppState>,
-    RoomParam(room): RoomParam,
+    room: Result<RoomParam, RoomError>,
     query: ReadQuery,
     Conn(conn): Conn,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let upgrade = upgrade?;
+    let room = match room {
+        Ok(RoomParam(room)) => room,
+        // A page cannot read the status of a refused handshake, so a room
+        // cap is explained over the socket: an error event, then a close.
+        Err(e) if e.is_room_cap() => return Ok(refuse(upgrade, &state, conn, e)),
+        Err(e) => return Err(e.into()),
+    };
     // Subscribe before answering the handshake: nothing posted between the
     // 101 and the task's first poll is missed.
     let subscription = room.subscribe(&query.resume()).await?;
@@ -61,6 +69,35 @@ pub async fn upgrade(
                 .await
         },
     ))
+}
+
+/// Opens the socket only to say why the room was refused, and closes it:
+/// 1013 (try again later) when the server holds its maximum of rooms, 1008
+/// (policy) when the address is over its room-creation rate.
+fn refuse(
+    upgrade: WebSocketUpgrade,
+    state: &AppState,
+    conn: Option<ConnInfo>,
+    e: RoomError,
+) -> Response {
+    let code = match e {
+        RoomError::Full { .. } => close_code::AGAIN,
+        _ => close_code::POLICY,
+    };
+    let reason = error(&e.to_string()).to_json();
+    websocket::accept(
+        upgrade,
+        state,
+        conn,
+        Transport::Ws,
+        move |mut link| async move {
+            let end = match link.write([text(reason)]).await {
+                Ok(()) => End::Close(close(code, "room refused: see the error event")),
+                Err(end) => end,
+            };
+            link.finish(end).await;
+        },
+    )
 }
 
 /// What a client may send in a text frame.

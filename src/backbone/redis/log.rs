@@ -9,12 +9,13 @@
 
 use super::scripts::{self, Keys, LifeQuery, Template};
 use super::{reader, Inner};
+use crate::backbone::feed::Feed;
 use crate::backbone::history::History;
 use crate::backbone::{BackboneError, LogRead};
 use crate::message::{now_millis, Draft, Posted};
 use crate::room::RoomEvent;
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::{broadcast, Notify};
+use tokio::sync::Notify;
 
 #[derive(Debug)]
 pub struct RedisLog {
@@ -27,7 +28,7 @@ pub(super) struct Shared {
     pub backbone: Arc<Inner>,
     pub room: String,
     pub keys: Keys,
-    pub feed: broadcast::Sender<RoomEvent>,
+    pub feed: Arc<Feed<RoomEvent>>,
     state: Mutex<ReaderState>,
     /// Wakes subscribers waiting for a reader that is starting.
     started: Notify,
@@ -49,11 +50,7 @@ enum Phase {
 }
 
 impl RedisLog {
-    pub(super) fn new(
-        backbone: Arc<Inner>,
-        room: &str,
-        feed: broadcast::Sender<RoomEvent>,
-    ) -> Self {
+    pub(super) fn new(backbone: Arc<Inner>, room: &str, feed: Arc<Feed<RoomEvent>>) -> Self {
         Self {
             shared: Arc::new(Shared {
                 backbone,
@@ -219,8 +216,7 @@ impl Shared {
         };
         for posted in messages {
             window.push(Arc::clone(&posted));
-            // No subscriber right now is not an error worth reporting.
-            let _ = self.feed.send(RoomEvent::Message(posted));
+            self.feed.send(RoomEvent::Message(posted));
         }
     }
 
@@ -231,7 +227,7 @@ impl Shared {
         if let Phase::Running(window) = &mut state.phase {
             *window = History::new(Arc::clone(&epoch), 0, self.backbone.config.history);
         }
-        let _ = self.feed.send(RoomEvent::Reset { epoch, latest });
+        self.feed.send(RoomEvent::Reset { epoch, latest });
     }
 
     /// The reader's side, when its block timed out or it cannot reach

@@ -74,13 +74,13 @@ pub mod scripts;
 
 pub use log::RedisLog;
 
+use super::feed::Feed;
 use super::BackboneError;
 use crate::room::{Room, RoomEvent};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::AsyncConnectionConfig;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast;
 
 /// How long one connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -148,7 +148,7 @@ impl RedisBackbone {
         })
     }
 
-    pub fn open(&self, room: &str, feed: broadcast::Sender<RoomEvent>) -> RedisLog {
+    pub fn open(&self, room: &str, feed: Arc<Feed<RoomEvent>>) -> RedisLog {
         RedisLog::new(Arc::clone(&self.inner), room, feed)
     }
 
