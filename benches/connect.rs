@@ -22,9 +22,10 @@
 mod common;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use skyrocket::client::{Kind, Subscriber, Target};
+use skyrocket::client::{Subscriber, Target};
 use skyrocket::message::Event;
-use skyrocket::room::Resume;
+use skyrocket::message::Resume;
+use skyrocket::message::Transport;
 use std::time::{Duration, Instant};
 
 fn connect(c: &mut Criterion) {
@@ -32,7 +33,7 @@ fn connect(c: &mut Criterion) {
     let base = common::start_server(&rt);
     let mut group = c.benchmark_group("connect");
     group.sample_size(30);
-    for kind in Kind::ALL {
+    for kind in Transport::RECEIVING {
         let room = format!("connect-{}", kind.name());
         let id = rt
             .block_on(Target::new(&base, &room).send(&common::draft(common::CHAT_TEXT)))

@@ -25,7 +25,7 @@ use criterion::{
     criterion_group, criterion_main, AxisScale, BenchmarkId, Criterion, PlotConfiguration,
     SamplingMode, Throughput,
 };
-use skyrocket::client::Kind;
+use skyrocket::message::Transport;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,7 +47,7 @@ fn fanout(c: &mut Criterion) {
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    for kind in Kind::ALL {
+    for kind in Transport::RECEIVING {
         for n in AUDIENCES {
             let room = format!("fanout-{}-{n}", kind.name());
             let audience = Arc::new(rt.block_on(Audience::join(kind, &base, &room, n)));

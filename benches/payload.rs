@@ -24,7 +24,7 @@ use criterion::{
     criterion_group, criterion_main, AxisScale, BenchmarkId, Criterion, PlotConfiguration,
     Throughput,
 };
-use skyrocket::client::Kind;
+use skyrocket::message::Transport;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,7 +36,7 @@ fn payload(c: &mut Criterion) {
     // comparison chart, or the small values collapse onto the axis.
     group.plot_config(PlotConfiguration::default().summary_scale(AxisScale::Logarithmic));
     group.measurement_time(Duration::from_secs(2));
-    for kind in Kind::ALL {
+    for kind in Transport::RECEIVING {
         let room = format!("payload-{}", kind.name());
         let audience = Arc::new(rt.block_on(Audience::roundtrip(kind, &base, &room)));
         for (bytes, name) in PAYLOADS {

@@ -24,7 +24,8 @@ use criterion::{
     criterion_group, criterion_main, AxisScale, BenchmarkId, Criterion, PlotConfiguration,
 };
 use skyrocket::backbone::Backbone;
-use skyrocket::room::{Delivery, Resume, Room, RoomConfig, Rooms, Subscription};
+use skyrocket::message::Resume;
+use skyrocket::room::{Delivery, Room, RoomConfig, Rooms, Subscription};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 

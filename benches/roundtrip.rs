@@ -23,7 +23,7 @@ mod common;
 
 use common::{Audience, CHAT_TEXT};
 use criterion::{criterion_group, criterion_main, Criterion};
-use skyrocket::client::Kind;
+use skyrocket::message::Transport;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +33,7 @@ fn roundtrip(c: &mut Criterion) {
     let draft = common::draft(CHAT_TEXT);
     let mut group = c.benchmark_group("roundtrip");
     group.measurement_time(Duration::from_secs(3));
-    for kind in Kind::ALL {
+    for kind in Transport::RECEIVING {
         let room = format!("roundtrip-{}", kind.name());
         let audience = Arc::new(rt.block_on(Audience::roundtrip(kind, &base, &room)));
         group.bench_function(kind.name(), |b| {

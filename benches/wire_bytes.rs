@@ -2,7 +2,7 @@
 //! 16 B, 1 KiB and 64 KiB of text, in both directions, and requests per
 //! message. Not a criterion benchmark (criterion measures time): it reads
 //! the server's own socket accounting (`/stats`, through
-//! `skyrocket::wirecost`) and writes `wire-bytes.md` and `wire-bytes.svg`
+//! `skyrocket::overhead`) and writes `wire-bytes.md` and `wire-bytes.svg`
 //! next to criterion's report (`target/criterion/`), so one `cargo bench`
 //! gives both time and bytes.
 //!
@@ -31,9 +31,9 @@
 mod common;
 
 use common::PAYLOADS;
-use skyrocket::client::Kind;
+use skyrocket::message::Transport;
+use skyrocket::overhead::{self, Workload};
 use skyrocket::provenance;
-use skyrocket::wirecost::{self, Workload};
 use std::time::Duration;
 
 const NAME: &str = "wire-bytes";
@@ -83,14 +83,14 @@ fn main() {
     let rt = common::runtime();
     let base = common::start_server(&rt);
     let costs = rt
-        .block_on(wirecost::measure_sizes(
+        .block_on(overhead::measure_sizes(
             &base,
-            &Kind::ALL,
+            &Transport::RECEIVING,
             &sizes,
             &workload,
         ))
         .unwrap_or_else(|e| panic!("measuring wire bytes: {e}"));
-    let table = wirecost::markdown(&costs);
+    let table = overhead::markdown(&costs);
     println!("{NAME}: bytes per delivered message\n{table}");
     if !full {
         return;
@@ -102,7 +102,7 @@ fn main() {
     let md = dir.join(format!("{NAME}.md"));
     let svg = dir.join(format!("{NAME}.svg"));
     std::fs::write(&md, report).expect("write wire-bytes.md");
-    wirecost::chart(&costs)
+    overhead::chart(&costs)
         .write(&svg)
         .unwrap_or_else(|e| panic!("{e}"));
     println!("{NAME}: wrote {} and {}", md.display(), svg.display());

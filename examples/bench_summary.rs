@@ -14,7 +14,7 @@
 
 use serde::Deserialize;
 use skyrocket::chart::{BarChart, LineChart};
-use skyrocket::client::Kind;
+use skyrocket::message::Transport;
 use skyrocket::provenance;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -126,7 +126,7 @@ fn read_new(dir: &Path) -> Result<Option<Measured>, Box<dyn std::error::Error>> 
     Ok(Some(Measured { id, median, when }))
 }
 
-/// Groups in the talk's order; transports in `Kind::ALL` order; parameters
+/// Groups in the talk's order; transports in `Transport::RECEIVING` order; parameters
 /// by size (`16B` < `1KiB` < `64KiB`, `10` < `100`).
 fn sort_key(id: &BenchmarkId) -> (usize, String, (usize, String), (u64, String)) {
     let group = GROUP_ORDER
@@ -143,8 +143,13 @@ fn sort_key(id: &BenchmarkId) -> (usize, String, (usize, String), (u64, String))
 }
 
 fn row_key(function: &str) -> (usize, String) {
-    let rank = Kind::ALL.iter().position(|k| k.name() == function);
-    (rank.unwrap_or(Kind::ALL.len()), function.to_owned())
+    let rank = Transport::RECEIVING
+        .iter()
+        .position(|k| k.name() == function);
+    (
+        rank.unwrap_or(Transport::RECEIVING.len()),
+        function.to_owned(),
+    )
 }
 
 /// `"64KiB"` -> 65536, `"1000"` -> 1000; anything else sorts by name.

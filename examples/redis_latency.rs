@@ -15,8 +15,8 @@
 //! rows with each other rather than with another machine's.
 
 use skyrocket::client::{ws::WsClient, Target};
+use skyrocket::message::Resume;
 use skyrocket::message::{now_millis, Draft, Event};
-use skyrocket::room::Resume;
 use skyrocket::{AppState, Config};
 use std::time::{Duration, Instant};
 

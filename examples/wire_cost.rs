@@ -3,11 +3,11 @@
 //!
 //! `cargo run --release --example wire_cost [-- TEXT_BYTES MESSAGES]`
 //! starts a server in-process on 127.0.0.1:0 (in-memory backbone) and runs
-//! `skyrocket::wirecost::measure` against it.
+//! `skyrocket::overhead::measure` against it.
 
-use skyrocket::client::Kind;
+use skyrocket::message::Transport;
+use skyrocket::overhead::{markdown, measure, Workload};
 use skyrocket::provenance::Provenance;
-use skyrocket::wirecost::{markdown, measure, Workload};
 use skyrocket::{AppState, Config};
 
 #[tokio::main]
@@ -31,7 +31,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     ));
 
-    let costs = measure(&base, &Kind::ALL, &workload).await?;
+    let costs = measure(&base, &Transport::RECEIVING, &workload).await?;
     let table = markdown(&costs);
     let provenance = Provenance::here(&format!(
         "cargo run --release --example wire_cost -- {} {}",

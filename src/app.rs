@@ -1,174 +1,46 @@
-//! `AppState` and `app(state) -> Router`: every route on one screen.
+//! `app(state) -> Router`: every route on one screen, and which transport
+//! each one's bytes are charged to.
 
-use crate::admission::Admission;
-use crate::backbone::redis::RedisConfig;
-use crate::backbone::{Backbone, BackboneError};
-use crate::config::Config;
-use crate::config::RateLimit;
+use crate::backbone::BackboneError;
+use crate::conn::ConnInfo;
 use crate::error::ApiError;
-use crate::origin::{self, OriginPolicy};
-use crate::ratelimit::PerAddress;
-use crate::room::{Room, RoomConfig, RoomError, Rooms};
-use crate::stats::{Limit, Stats, Transport};
-use crate::transport::poll::HeldPolls;
-use crate::transport::{echo, poll, send, sse, ws};
-use crate::wire::{self, ConnInfo};
-use crate::wiretap::{RoomTap, WireTaps};
+use crate::message::Transport;
+use crate::state::{AppState, RoomParam};
+use crate::stats::Limit;
+use crate::transport::websocket::{chat, echo};
+use crate::transport::{poll, send, sse};
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, Query, Request, State};
-use axum::http::{header, request::Parts};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Query, Request, State};
+use axum::http::{header, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
-/// Everything a handler can reach. Cloning is a few reference-count bumps.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    pub rooms: Arc<Rooms>,
-    pub stats: Arc<Stats>,
-    pub config: Arc<Config>,
-    /// Cancelled when the server shuts down; every long-lived stream,
-    /// socket and held poll selects on it.
-    pub shutdown: CancellationToken,
-    /// Tracks WebSocket tasks, which outlive their HTTP request, so shutdown
-    /// can wait for their close handshakes.
-    pub tasks: TaskTracker,
-    /// The raw wire view's capture, off until someone opens it.
-    pub taps: Arc<WireTaps>,
-    /// The connection limits, and the connections admitted under them.
-    pub admission: Arc<Admission>,
-    /// The send rate of HTTP senders, per address.
-    pub http_sends: Arc<PerAddress>,
-    /// New rooms per address per minute.
-    pub room_creations: Arc<PerAddress>,
-    /// Long polls being held, one per client.
-    pub held_polls: Arc<HeldPolls>,
-    /// Which pages may use the rooms (RFC 6455 section 10.2).
-    pub origins: Arc<OriginPolicy>,
-}
-
-impl AppState {
-    pub fn new(config: Config, backbone: Backbone) -> Self {
-        let room_config = RoomConfig {
-            max_text_bytes: config.max_text_bytes,
-            max_replay: config.max_replay,
-            max_rooms: config.rooms.max,
-            idle_after: config.rooms.idle_after,
-            ..RoomConfig::default()
-        };
-        let per_minute = config.rooms.creations_per_minute;
-        let stats = Arc::<Stats>::default();
-        Self {
-            rooms: Arc::new(Rooms::new(backbone, room_config)),
-            admission: Arc::new(Admission::new(
-                config.connections.clone(),
-                Arc::clone(&stats),
-            )),
-            http_sends: Arc::new(PerAddress::new(config.send_rate)),
-            room_creations: Arc::new(PerAddress::per(
-                RateLimit {
-                    per_second: per_minute,
-                    burst: per_minute,
-                },
-                Duration::from_secs(60),
-            )),
-            held_polls: Arc::default(),
-            origins: Arc::new(OriginPolicy::new(&config.allowed_origins)),
-            stats,
-            config: Arc::new(config),
-            shutdown: CancellationToken::new(),
-            tasks: TaskTracker::new(),
-            taps: Arc::default(),
-        }
-    }
-
-    /// Counts a delivery of `messages` (`payload` bytes of JSON) to a client
-    /// of `room`, and returns the room's wire tap when someone is watching
-    /// it and the delivery carried a message worth showing.
-    pub fn delivered(
-        &self,
-        room: &Room,
-        transport: Transport,
-        messages: u64,
-        payload: u64,
-    ) -> Option<Arc<RoomTap>> {
-        self.stats
-            .delivered(room.counters(), transport, messages, payload);
-        if messages == 0 {
-            return None;
-        }
-        self.taps.watching(room.name())
-    }
-
-    /// The room `name` for a client at `peer`: created if new, under the
-    /// server's cap on rooms and the address's room-creation rate (which,
-    /// like every per-address limit, spares loopback unless
-    /// `limit_loopback`). Refusals are counted.
-    pub fn room(&self, name: &str, peer: Option<IpAddr>) -> Result<Arc<Room>, RoomError> {
-        let limited = peer.filter(|ip| self.admission.limits_apply_to(*ip));
-        let result = self.rooms.get_or_create(name, || match limited {
-            Some(ip) if !self.room_creations.try_take(ip) => Err(RoomError::CreationRefused(
-                format!(
-                    "too many new rooms from your address: at most {} a minute; existing rooms still work",
-                    self.config.rooms.creations_per_minute
-                ),
-            )),
-            _ => Ok(()),
-        });
-        match &result {
-            Err(RoomError::Full { .. }) => self.stats.count(Limit::RoomsFull),
-            Err(RoomError::CreationRefused(_)) => self.stats.count(Limit::RoomCreationsRateLimited),
-            _ => {}
-        }
-        result
-    }
-
-    /// An in-memory server with default settings.
-    pub fn in_memory(config: Config) -> Self {
-        let backbone = Backbone::memory(config.history);
-        Self::new(config, backbone)
-    }
-
-    /// The server the config describes: rooms shared over Redis when
-    /// `config.redis` names one (connected now), else in memory.
-    pub async fn connect(config: Config) -> Result<Self, BackboneError> {
-        let Some(url) = config.redis.clone() else {
-            return Ok(Self::in_memory(config));
-        };
-        let backbone = Backbone::redis(RedisConfig {
-            url,
-            history: config.history,
-            // Three ticks: one late tick does not make an instance vanish.
-            presence_ttl: (config.presence_interval * 3).max(Duration::from_secs(3)),
-        })
-        .await?;
-        Ok(Self::new(config, backbone))
-    }
-}
+// The room routes, named once for the router and the byte accounting.
+const MESSAGES: &str = "/rooms/{room}/messages";
+const WS: &str = "/rooms/{room}/ws";
+const SSE: &str = "/rooms/{room}/sse";
+const POLL: &str = "/rooms/{room}/poll";
 
 pub fn app(state: AppState) -> Router {
     // What a page on another site could use with the visitor's cookies:
     // checked against the allowed origins (see `origin.rs`).
     let guarded = Router::new()
         .route(
-            "/rooms/{room}/messages",
+            MESSAGES,
             post(send::post_message).layer(middleware::from_fn_with_state(
                 state.clone(),
                 send::read_body_in_time,
             )),
         )
-        .route("/rooms/{room}/ws", get(ws::upgrade))
-        .route("/rooms/{room}/sse", get(sse::stream))
-        .route("/rooms/{room}/poll", get(poll::poll))
+        .route(WS, get(chat::upgrade))
+        .route(SSE, get(sse::stream))
+        .route(POLL, get(poll::poll))
         .route("/rooms/{room}/wire", get(wire_view))
         .route("/echo/ws", get(echo::upgrade))
-        .route_layer(middleware::from_fn_with_state(state.clone(), origin::check));
+        .route_layer(middleware::from_fn_with_state(state.clone(), check_origin));
     Router::new()
         .route("/", get(demo_page))
         .route("/app.js", get(demo_script))
@@ -190,15 +62,15 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Tells the connection's byte counter which transport this request serves
-/// (see `wire.rs` for the rule).
+/// (see `conn/accounting.rs` for the rule). A layer of the whole router, so
+/// it runs once the router has matched the route.
 async fn account(request: Request, next: Next) -> Response {
     let conn = request
         .extensions()
         .get::<ConnectInfo<ConnInfo>>()
         .map(|c| Arc::clone(&c.0.wire));
     if let Some(conn) = &conn {
-        let uri = request.uri();
-        conn.begin_request(wire::classify(request.method(), uri.path(), uri.query()));
+        conn.begin_request(transport_of(&request));
     }
     let response = next.run(request).await;
     if let Some(conn) = &conn {
@@ -207,40 +79,45 @@ async fn account(request: Request, next: Next) -> Response {
     response
 }
 
-/// The room named in the path, created on first use (see
-/// [`AppState::room`]); a bad name is a 404, a room over a cap 503 or 429.
-/// The WebSocket route takes it as a `Result`, to refuse over the socket.
-pub struct RoomParam(pub Arc<Room>);
-
-impl FromRequestParts<AppState> for RoomParam {
-    type Rejection = RoomError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, RoomError> {
-        let Path(name) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| RoomError::BadName)?;
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<ConnInfo>>()
-            .map(|c| c.0.peer.ip());
-        Ok(Self(state.room(&name, peer)?))
+/// The transport of a request the router matched: a room route by its
+/// method, a poll by its `wait` (as `poll.rs` reads it); anything else
+/// (the page, `/stats`, the echo socket, 404s) is `Other`.
+fn transport_of(request: &Request) -> Transport {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str());
+    match (request.method(), route) {
+        (&Method::GET, Some(WS)) => Transport::Ws,
+        (&Method::GET, Some(SSE)) => Transport::Sse,
+        (&Method::POST, Some(MESSAGES)) => Transport::Send,
+        (&Method::GET, Some(POLL)) => {
+            let waits = request
+                .uri()
+                .query()
+                .unwrap_or("")
+                .split('&')
+                .filter_map(|kv| kv.strip_prefix("wait="))
+                .any(|v| v.parse::<u64>().is_ok_and(|w| w > 0));
+            if waits {
+                Transport::LongPoll
+            } else {
+                Transport::Poll
+            }
+        }
+        _ => Transport::Other,
     }
 }
 
-/// The connection this request came on (its peer and byte accounting),
-/// when served through `server::run`; `None` under a plain listener.
-pub struct Conn(pub Option<ConnInfo>);
-
-impl<S: Send + Sync> FromRequestParts<S> for Conn {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(
-            parts
-                .extensions
-                .get::<ConnectInfo<ConnInfo>>()
-                .map(|c| c.0.clone()),
-        ))
+/// Refuses a request from a page whose `Origin` is not allowed (see
+/// `origin.rs`), with a 403 and a JSON error.
+async fn check_origin(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    match state.origins.check(request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(refused) => {
+            state.stats.count(Limit::OriginRefused);
+            refused.into_response()
+        }
     }
 }
 
@@ -291,7 +168,7 @@ async fn stats(
     json["connections"] = serde_json::json!({
         "open": state.admission.open(),
         "max": state.admission.limits().max,
-        "memory_trims": crate::memory::trims(),
+        "memory_trims": crate::reclaim::trims(),
     });
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(json)).into_response())
 }

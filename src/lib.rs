@@ -2,30 +2,34 @@
 //! polling and short polling, built to compare them with measured numbers.
 //!
 //! # Layout
-//! - [`message`]: the message and event model, encoded once per message;
-//! - [`room`]: rooms, resume from a cursor, subscriptions, presence; no HTTP;
-//! - [`pollers`]: presence of pollers, O(1) per request on a coarse clock;
-//! - [`backbone`]: where rooms keep and fan out messages: in memory, or
-//!   shared by several instances over Redis Streams (`--redis URL`);
-//! - [`transport`]: one thin adapter per transport (`ws`, `sse`, `poll`, `send`),
-//!   the `/echo/ws` socket, and the WebSocket code both sockets share;
-//! - [`app`]: `AppState` and the router; [`error`]: errors to HTTP, in one place;
-//! - [`server`]: `run(listener, state, shutdown)`: the serve loop, with a
-//!   header read timeout and graceful shutdown;
-//! - [`admission`]: the connection limits, and a clear answer beyond them;
-//! - [`ratelimit`]: send and frame rates as token buckets;
-//! - [`memory`]: freed memory handed back after a wave of closed connections;
-//! - [`origin`]: which pages may use the rooms (RFC 6455 section 10.2);
-//! - [`wire`] and [`stats`]: byte accounting on the real sockets, per transport;
-//! - [`wirecost`]: bytes per message per transport, from the accounting;
-//! - [`wiretap`]: the raw wire view, exact bytes captured only while watched;
-//! - [`client`]: a Rust client per transport, shared by tests, loadgen, benches;
-//! - [`slides`]: the talk at `/slides`, rendered from `slides/*.md`, with
-//!   read-only views of the repo files it quotes (`/results`, `/source`);
-//! - [`provenance`]: the command, machine and date lines of `results/` files;
-//! - [`config`]: every server option and its default; [`cli`]: the server's flags;
-//! - [`chart`]: SVG bar and line charts for measured reports;
-//! - [`loadgen`]: the load generator behind the `loadgen` binary.
+//! Dependencies run one way, down this list (`tests/layout.rs` fails on a
+//! cycle between modules):
+//! - the model: [`message`], the message and event model of the wire
+//!   contract, encoded once per message, and the one [`message::Transport`];
+//! - the store: [`backbone`], where rooms keep and fan out messages: in
+//!   memory, or shared by several instances over Redis Streams;
+//! - the room: [`room`], resume from a cursor, subscriptions, presence; no
+//!   HTTP; [`pollers`]: presence of pollers, O(1) per request;
+//! - the server:
+//!   - [`stats`]: per-transport counters; [`config`]: every option and its
+//!     default; [`error`]: errors to HTTP, in one place;
+//!   - [`conn`]: listening, admission, socket options, byte accounting per
+//!     transport on the real sockets, capture for the wire view;
+//!   - [`admission`]: the connection limits; [`ratelimit`]: send and frame
+//!     rates; [`origin`]: which pages may use the rooms (RFC 6455 10.2);
+//!     [`reclaim`]: freed memory handed back after a wave of closed connections;
+//!   - [`wire_view`]: the raw wire view, exact bytes captured only while watched;
+//!   - [`state`]: `AppState`, what every handler reaches;
+//!   - [`transport`]: one thin adapter per transport (`websocket`, `sse`,
+//!     `poll`, `send`) and the `/echo/ws` socket;
+//!   - [`app`]: the router; [`server`]: `run(listener, state, shutdown)`,
+//!     the serve loop with a header read timeout and graceful shutdown;
+//!   - [`slides`]: the talk at `/slides`; [`cli`]: the server's flags;
+//! - the clients: [`client`], a Rust client per transport, shared by tests,
+//!   loadgen and benches; it uses only the model;
+//! - the tools: [`loadgen`], [`overhead`] (bytes per message per transport,
+//!   measured with the clients), [`chart`] (SVG charts) and [`provenance`]
+//!   (the command, machine and date lines of `results/` files).
 
 pub mod admission;
 pub mod app;
@@ -34,23 +38,25 @@ pub mod chart;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod conn;
 pub mod error;
 pub mod loadgen;
-pub mod memory;
 pub mod message;
 pub mod origin;
+pub mod overhead;
 pub mod pollers;
 pub mod provenance;
 pub mod ratelimit;
+pub mod reclaim;
 pub mod room;
 pub mod server;
 pub mod slides;
+pub mod state;
 pub mod stats;
 pub mod transport;
-pub mod wire;
-pub mod wirecost;
-pub mod wiretap;
+pub mod wire_view;
 
-pub use app::{app, AppState};
+pub use app::app;
 pub use config::Config;
 pub use server::run;
+pub use state::AppState;

@@ -204,7 +204,81 @@ impl Control {
     }
 }
 
-/// How many clients are online, per transport.
+/// The ways a client reaches a room, and what else a connection's bytes
+/// can be charged to: the one list of transports the server, the clients,
+/// presence and `/stats` share. [`Transport::name`] is how the contract
+/// spells each (the keys of `/stats` and of a presence event's `online`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Ws,
+    Sse,
+    LongPoll,
+    Poll,
+    /// `POST /rooms/{room}/messages`: sends, not a way to receive.
+    Send,
+    /// Everything else a connection carries: the page, `/stats`, 404s.
+    Other,
+}
+
+impl Transport {
+    pub const ALL: [Transport; 6] = [
+        Self::Ws,
+        Self::Sse,
+        Self::LongPoll,
+        Self::Poll,
+        Self::Send,
+        Self::Other,
+    ];
+
+    /// The four ways to receive a room's messages, the ones a client picks.
+    pub const RECEIVING: [Transport; 4] = [Self::Ws, Self::Sse, Self::LongPoll, Self::Poll];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ws => "ws",
+            Self::Sse => "sse",
+            Self::LongPoll => "longpoll",
+            Self::Poll => "poll",
+            Self::Send => "send",
+            Self::Other => "other",
+        }
+    }
+
+    /// Its position in [`Transport::ALL`], for per-transport arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn from_index(i: u8) -> Option<Self> {
+        Self::ALL.get(i as usize).copied()
+    }
+}
+
+/// A receiving transport by its contract name (`ws`, `sse`, `longpoll`,
+/// `poll`), as `loadgen --transport` takes it.
+impl std::str::FromStr for Transport {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::RECEIVING
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| format!("unknown transport {s:?}: expected ws, sse, longpoll or poll"))
+    }
+}
+
+/// Where a client wants to start reading (`since`, `epoch`; see CONTRACT).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resume {
+    /// The last id the client has; `None` means "from now".
+    pub since: Option<u64>,
+    /// The room life `since` belongs to, when the client knows it.
+    pub epoch: Option<String>,
+}
+
+/// How many clients are online, per receiving transport. The fields are
+/// the contract's keys; [`Online::of`] reaches them by [`Transport`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Online {
     pub ws: u64,
@@ -215,7 +289,29 @@ pub struct Online {
 
 impl Online {
     pub fn total(&self) -> u64 {
-        self.ws + self.sse + self.longpoll + self.poll
+        Transport::RECEIVING.iter().map(|&t| self.of(t)).sum()
+    }
+
+    /// The count for `transport`; always 0 for `Send` and `Other`.
+    pub fn of(&self, transport: Transport) -> u64 {
+        match transport {
+            Transport::Ws => self.ws,
+            Transport::Sse => self.sse,
+            Transport::LongPoll => self.longpoll,
+            Transport::Poll => self.poll,
+            Transport::Send | Transport::Other => 0,
+        }
+    }
+
+    /// Adds `n` clients on `transport` (nothing for `Send` and `Other`).
+    pub fn increase(&mut self, transport: Transport, n: u64) {
+        match transport {
+            Transport::Ws => self.ws += n,
+            Transport::Sse => self.sse += n,
+            Transport::LongPoll => self.longpoll += n,
+            Transport::Poll => self.poll += n,
+            Transport::Send | Transport::Other => {}
+        }
     }
 }
 
@@ -223,13 +319,38 @@ impl Online {
 impl std::ops::Add for Online {
     type Output = Self;
 
-    fn add(self, other: Self) -> Self {
-        Self {
-            ws: self.ws + other.ws,
-            sse: self.sse + other.sse,
-            longpoll: self.longpoll + other.longpoll,
-            poll: self.poll + other.poll,
+    fn add(mut self, other: Self) -> Self {
+        for t in Transport::RECEIVING {
+            self.increase(t, other.of(t));
         }
+        self
+    }
+}
+
+/// One transport's counters as `GET /stats` reports them under
+/// `transports` (the fields the contract names; the server adds more).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct CountersSnapshot {
+    pub connections_open: u64,
+    pub connections_total: u64,
+    pub requests: u64,
+    pub delivered: u64,
+    pub payload_bytes: u64,
+    pub wire_bytes_in: u64,
+    pub wire_bytes_out: u64,
+}
+
+/// Several servers' counters summed, as loadgen reads a room spread over
+/// instances.
+impl std::ops::AddAssign for CountersSnapshot {
+    fn add_assign(&mut self, other: Self) {
+        self.connections_open += other.connections_open;
+        self.connections_total += other.connections_total;
+        self.requests += other.requests;
+        self.delivered += other.delivered;
+        self.payload_bytes += other.payload_bytes;
+        self.wire_bytes_in += other.wire_bytes_in;
+        self.wire_bytes_out += other.wire_bytes_out;
     }
 }
 

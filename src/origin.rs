@@ -11,13 +11,8 @@
 //! allowed: it comes from a program (curl, `loadgen`), not from a page
 //! a user was lured to, and browsers always send one on these requests.
 
-use crate::app::AppState;
 use crate::error::ApiError;
-use crate::stats::Limit;
-use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use std::collections::HashSet;
 use std::net::IpAddr;
 
@@ -38,6 +33,21 @@ impl OriginPolicy {
     }
 
     /// Whether a request carrying these headers may proceed.
+    /// `Ok` for a request this policy allows; else the 403 to answer.
+    pub fn check(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        if self.allows(headers) {
+            return Ok(());
+        }
+        let origin = headers
+            .get(header::ORIGIN)
+            .map(|o| String::from_utf8_lossy(o.as_bytes()).into_owned())
+            .unwrap_or_default();
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("origin {origin:?} is not allowed here (the server's own origin, loopback pages and --allow-origin are)"),
+        ))
+    }
+
     pub fn allows(&self, headers: &HeaderMap) -> bool {
         let Some(origin) = headers.get(header::ORIGIN) else {
             return true;
@@ -99,23 +109,6 @@ fn is_loopback_host(host: &str) -> bool {
 }
 
 /// Middleware: refuses requests from an origin that is not allowed.
-pub async fn check(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if state.origins.allows(request.headers()) {
-        return next.run(request).await;
-    }
-    state.stats.count(Limit::OriginRefused);
-    let origin = request
-        .headers()
-        .get(header::ORIGIN)
-        .map(|o| String::from_utf8_lossy(o.as_bytes()).into_owned())
-        .unwrap_or_default();
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        format!("origin {origin:?} is not allowed here (the server's own origin, loopback pages and --allow-origin are)"),
-    )
-    .into_response()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

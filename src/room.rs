@@ -28,39 +28,15 @@
 //! room finds a new life there, and its old cursor earns it a `reset`.
 
 use crate::backbone::feed::Feed;
-use crate::backbone::{Backbone, BackboneError, LogRead, RoomLog};
-use crate::message::{Control, Draft, DraftError, Online, Posted};
+use crate::backbone::{Backbone, BackboneError, LogRead, RoomEvent, RoomLog};
+use crate::message::{Control, Draft, DraftError, Online, Posted, Resume, Transport};
 use crate::pollers::{Change, PollerKind, Pollers};
-use crate::stats::RoomCounters;
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
-
-/// What travels on a room's live feed. Cloning is a reference-count bump.
-#[derive(Debug, Clone)]
-pub enum RoomEvent {
-    Message(Arc<Posted>),
-    /// A presence event, already encoded as JSON.
-    Presence(Bytes),
-    /// The room started a new life (its store lost its data): cursors from
-    /// the old one mean nothing now.
-    Reset {
-        epoch: Arc<str>,
-        latest: u64,
-    },
-}
-
-/// The four ways a client can be online.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Via {
-    Ws,
-    Sse,
-    LongPoll,
-    Poll,
-}
 
 /// Room settings that come from the server's options.
 #[derive(Debug, Clone)]
@@ -332,7 +308,13 @@ impl Rooms {
     /// Shares presence with the other instances of the backbone, if any,
     /// before [`Rooms::publish_presence`] publishes the sums.
     pub async fn share_presence(&self) {
-        self.backbone.share_presence(&self.all()).await;
+        let rooms = self.all();
+        let local: Vec<_> = rooms.iter().map(|r| (r.name(), r.local_online())).collect();
+        if let Some(remote) = self.backbone.share_presence(&local).await {
+            for (room, online) in rooms.iter().zip(remote) {
+                room.set_remote_online(online);
+            }
+        }
     }
 }
 
@@ -347,15 +329,6 @@ pub struct Room {
     counters: RoomCounters,
     /// When a request last looked the room up, on the registry's clock.
     last_active: AtomicU64,
-}
-
-/// Where a client wants to start reading.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Resume {
-    /// The last id the client has; `None` means "from now".
-    pub since: Option<u64>,
-    /// The room life `since` belongs to, when the client knows it.
-    pub epoch: Option<String>,
 }
 
 /// What a client is owed before live messages: the answer to a [`Resume`].
@@ -391,7 +364,7 @@ impl Room {
         &self.name
     }
 
-    /// What this room delivered, per transport (kept by `stats.rs`).
+    /// What this room delivered, per transport (reported by `stats.rs`).
     pub fn counters(&self) -> &RoomCounters {
         &self.counters
     }
@@ -461,20 +434,22 @@ impl Room {
     }
 
     /// Counts a connection as online until the returned guard is dropped.
-    pub fn join(self: &Arc<Self>, via: Via) -> PresenceGuard {
-        self.presence.counter(via).fetch_add(1, Ordering::Relaxed);
+    pub fn join(self: &Arc<Self>, transport: Transport) -> PresenceGuard {
+        self.presence
+            .counter(transport)
+            .fetch_add(1, Ordering::Relaxed);
         self.presence.changed.store(true, Ordering::Relaxed);
         PresenceGuard {
             room: Arc::clone(self),
-            via,
+            transport,
         }
     }
 
     /// Records that a poller identified by `key` asked just now: O(1), an
     /// atomic load of the coarse clock and one short shard lock.
-    pub fn saw_poller(&self, key: &str, via: Via) {
-        let kind = match via {
-            Via::LongPoll => PollerKind::Long,
+    pub fn saw_poller(&self, key: &str, transport: Transport) {
+        let kind = match transport {
+            Transport::LongPoll => PollerKind::Long,
             _ => PollerKind::Short,
         };
         let p = &self.presence;
@@ -578,11 +553,11 @@ impl Presence {
         }
     }
 
-    fn counter(&self, via: Via) -> &AtomicU64 {
-        match via {
-            Via::Ws => &self.ws,
+    fn counter(&self, transport: Transport) -> &AtomicU64 {
+        match transport {
+            Transport::Ws => &self.ws,
             // Pollers do not hold connections; only streams use guards.
-            Via::Sse | Via::LongPoll | Via::Poll => &self.sse,
+            _ => &self.sse,
         }
     }
 
@@ -592,17 +567,58 @@ impl Presence {
     }
 }
 
+/// What one room delivered, per receiving transport: messages and payload
+/// bytes. Wire bytes are per connection, and a connection is not tied to
+/// one room, so they are counted per transport only (`stats.rs`).
+#[derive(Debug, Default)]
+pub struct RoomCounters {
+    delivered: [AtomicU64; 4],
+    payload_bytes: [AtomicU64; 4],
+}
+
+impl RoomCounters {
+    /// Records `messages` delivered over `transport`, `payload` bytes of
+    /// JSON in all; `Send` and `Other` deliver nothing and are ignored.
+    pub fn delivered(&self, transport: Transport, messages: u64, payload: u64) {
+        if let Some(i) = Transport::RECEIVING.iter().position(|&t| t == transport) {
+            self.delivered[i].fetch_add(messages, Ordering::Relaxed);
+            self.payload_bytes[i].fetch_add(payload, Ordering::Relaxed);
+        }
+    }
+
+    /// Messages delivered to this room's clients on every transport.
+    pub fn delivered_total(&self) -> u64 {
+        self.delivered
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// `(messages, payload bytes)` delivered over `transport` so far.
+    pub fn of(&self, transport: Transport) -> (u64, u64) {
+        Transport::RECEIVING
+            .iter()
+            .position(|&t| t == transport)
+            .map_or((0, 0), |i| {
+                (
+                    self.delivered[i].load(Ordering::Relaxed),
+                    self.payload_bytes[i].load(Ordering::Relaxed),
+                )
+            })
+    }
+}
+
 /// Keeps a streaming connection counted as online; uncounts it on drop.
 #[derive(Debug)]
 pub struct PresenceGuard {
     room: Arc<Room>,
-    via: Via,
+    transport: Transport,
 }
 
 impl Drop for PresenceGuard {
     fn drop(&mut self) {
         let p = &self.room.presence;
-        p.counter(self.via).fetch_sub(1, Ordering::Relaxed);
+        p.counter(self.transport).fetch_sub(1, Ordering::Relaxed);
         p.changed.store(true, Ordering::Relaxed);
     }
 }

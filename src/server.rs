@@ -23,9 +23,10 @@
 //! longer tracks after the upgrade, are awaited through the task tracker,
 //! each having sent a 1001 close frame.
 
-use crate::app::{app, AppState};
+use crate::app::app;
+use crate::conn::{ConnInfo, Counted, CountingListener};
+use crate::state::AppState;
 use crate::stats::Limit;
-use crate::wire::{ConnInfo, Counted, CountingListener};
 use axum::extract::ConnectInfo;
 use axum::serve::Listener;
 use axum::Router;
@@ -55,7 +56,10 @@ pub async fn run(
     });
     tokio::spawn(publish_presence(state.clone()));
     tokio::spawn(remove_idle_rooms(state.clone()));
-    tokio::spawn(crate::memory::release_after_waves(state.clone()));
+    tokio::spawn(crate::reclaim::release_after_waves(
+        state.admission.clone(),
+        state.shutdown.clone(),
+    ));
 
     let mut listener = CountingListener::new(
         listener,

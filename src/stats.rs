@@ -1,56 +1,13 @@
 //! Per-transport counters behind `GET /stats`: connections, requests,
-//! deliveries, payload bytes and the wire bytes counted in [`crate::wire`].
+//! deliveries, payload bytes and the wire bytes counted in [`crate::conn`].
 //!
 //! Every counter is a relaxed atomic: each is an independent tally that no
 //! reader needs to see in step with another, so no ordering is paid for.
 
-use crate::room::{Room, Rooms};
-use serde::Serialize;
+use crate::message::{CountersSnapshot, Online, Transport};
+use crate::room::{Room, RoomCounters, Rooms};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-
-/// What a connection's bytes are charged to: the four transports, the send
-/// endpoint, and everything else (the page, `/stats`, 404s, bad requests).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    Ws,
-    Sse,
-    LongPoll,
-    Poll,
-    Send,
-    Other,
-}
-
-impl Transport {
-    pub const ALL: [Transport; 6] = [
-        Self::Ws,
-        Self::Sse,
-        Self::LongPoll,
-        Self::Poll,
-        Self::Send,
-        Self::Other,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Ws => "ws",
-            Self::Sse => "sse",
-            Self::LongPoll => "longpoll",
-            Self::Poll => "poll",
-            Self::Send => "send",
-            Self::Other => "other",
-        }
-    }
-
-    pub(crate) fn index(self) -> usize {
-        self as usize
-    }
-
-    pub(crate) fn from_index(i: u8) -> Option<Self> {
-        Self::ALL.get(i as usize).copied()
-    }
-}
 
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -61,33 +18,6 @@ pub struct Counters {
     pub payload_bytes: AtomicU64,
     pub wire_bytes_in: AtomicU64,
     pub wire_bytes_out: AtomicU64,
-}
-
-/// A point-in-time copy of one transport's counters, with the figures per
-/// delivered message that the talk quotes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
-pub struct CountersSnapshot {
-    pub connections_open: u64,
-    pub connections_total: u64,
-    pub requests: u64,
-    pub delivered: u64,
-    pub payload_bytes: u64,
-    pub wire_bytes_in: u64,
-    pub wire_bytes_out: u64,
-}
-
-/// Several servers' counters summed, as loadgen reads a room spread over
-/// instances.
-impl std::ops::AddAssign for CountersSnapshot {
-    fn add_assign(&mut self, other: Self) {
-        self.connections_open += other.connections_open;
-        self.connections_total += other.connections_total;
-        self.requests += other.requests;
-        self.delivered += other.delivered;
-        self.payload_bytes += other.payload_bytes;
-        self.wire_bytes_in += other.wire_bytes_in;
-        self.wire_bytes_out += other.wire_bytes_out;
-    }
 }
 
 impl Counters {
@@ -212,10 +142,10 @@ impl Stats {
         messages: u64,
         payload: u64,
     ) {
-        for c in [self.of(transport), room.of(transport)] {
-            c.delivered.fetch_add(messages, Relaxed);
-            c.payload_bytes.fetch_add(payload, Relaxed);
-        }
+        let c = self.of(transport);
+        c.delivered.fetch_add(messages, Relaxed);
+        c.payload_bytes.fetch_add(payload, Relaxed);
+        room.delivered(transport, messages, payload);
     }
 
     /// The `/stats` body, with per-room figures for the `top` most active
@@ -247,7 +177,7 @@ impl Stats {
         for room in most_active(rooms.all(), top) {
             per_room.insert(
                 room.name().to_owned(),
-                room.counters().to_json(room.online()),
+                room_json(room.counters(), room.online()),
             );
         }
         let limits: serde_json::Map<_, _> = Limit::ALL
@@ -282,40 +212,14 @@ fn most_active(rooms: Vec<Arc<Room>>, n: usize) -> Vec<Arc<Room>> {
     ranked.into_iter().map(|(_, room)| room).collect()
 }
 
-/// What one room delivered, per transport. Wire bytes are per connection,
-/// and a connection is not tied to one room, so they are counted per
-/// transport only.
-#[derive(Debug, Default)]
-pub struct RoomCounters {
-    per_transport: [Counters; 6],
-}
-
-impl RoomCounters {
-    fn of(&self, transport: Transport) -> &Counters {
-        &self.per_transport[transport.index()]
+/// One room's figures in `/stats`: who is online, and what it delivered.
+fn room_json(counters: &RoomCounters, online: Online) -> serde_json::Value {
+    let mut delivered = serde_json::Map::new();
+    let mut payload = serde_json::Map::new();
+    for t in Transport::RECEIVING {
+        let (messages, bytes) = counters.of(t);
+        delivered.insert(t.name().into(), messages.into());
+        payload.insert(t.name().into(), bytes.into());
     }
-
-    /// Messages delivered to this room's clients on every transport.
-    pub fn delivered_total(&self) -> u64 {
-        self.per_transport
-            .iter()
-            .map(|c| c.delivered.load(Relaxed))
-            .sum()
-    }
-
-    fn to_json(&self, online: crate::message::Online) -> serde_json::Value {
-        let mut delivered = serde_json::Map::new();
-        let mut payload = serde_json::Map::new();
-        for t in [
-            Transport::Ws,
-            Transport::Sse,
-            Transport::LongPoll,
-            Transport::Poll,
-        ] {
-            let c = self.of(t);
-            delivered.insert(t.name().into(), c.delivered.load(Relaxed).into());
-            payload.insert(t.name().into(), c.payload_bytes.load(Relaxed).into());
-        }
-        serde_json::json!({ "online": online, "delivered": delivered, "payload_bytes": payload })
-    }
+    serde_json::json!({ "online": online, "delivered": delivered, "payload_bytes": payload })
 }

@@ -4,7 +4,8 @@
 mod common;
 
 use common::*;
-use skyrocket::client::{ws::WsClient, Kind};
+use skyrocket::client::ws::WsClient;
+use skyrocket::message::Transport;
 use skyrocket::message::{Control, Event};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -145,7 +146,7 @@ async fn bad_http_input_gets_a_clear_json_error() {
 async fn garbage_websocket_frames_get_error_events_and_the_socket_stays_open() {
     let server = TestServer::start().await;
     let target = server.target("lobby");
-    let mut bystander = subscribe(Kind::Sse, &target, Default::default()).await;
+    let mut bystander = subscribe(Transport::Sse, &target, Default::default()).await;
     let mut socket = WsClient::connect(&target, &Default::default())
         .await
         .unwrap();

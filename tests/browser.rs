@@ -16,7 +16,7 @@ mod browser {
 use browser::demo::{js, pane, Demo, Line, TRANSPORTS};
 use browser::driver::VIEWPORT;
 use common::*;
-use skyrocket::client::Kind;
+use skyrocket::message::Transport;
 use std::path::Path;
 
 #[tokio::test]
@@ -76,7 +76,7 @@ async fn side_by_side_every_pane_shows_each_message_with_the_same_id() {
     };
     page.browser.type_into("#nick", "ada").await;
     // A Rust client in the room, to learn each id from the server itself.
-    let mut watcher = subscribe(Kind::Ws, &server.target(room), from_start()).await;
+    let mut watcher = subscribe(Transport::Ws, &server.target(room), from_start()).await;
 
     // One message from each pane, each once the server has taken the one
     // before, so ids follow the panes' order; the panes catch up meanwhile.

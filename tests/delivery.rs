@@ -4,7 +4,8 @@
 mod common;
 
 use common::*;
-use skyrocket::client::{ws::WsClient, Kind};
+use skyrocket::client::ws::WsClient;
+use skyrocket::message::Transport;
 use skyrocket::message::{Control, Event};
 use skyrocket::Config;
 use std::collections::HashSet;
@@ -14,7 +15,7 @@ async fn a_message_sent_on_any_transport_reaches_all_four() {
     let server = TestServer::start().await;
     let target = server.target("lobby");
     let mut subscribers = Vec::new();
-    for kind in Kind::ALL {
+    for kind in Transport::RECEIVING {
         subscribers.push((kind, subscribe(kind, &target, from_start()).await));
     }
 
@@ -68,7 +69,7 @@ async fn concurrent_senders_give_every_subscriber_all_ids_in_order() {
     .await;
     let target = server.target("busy");
     let mut subscribers = Vec::new();
-    for kind in Kind::ALL {
+    for kind in Transport::RECEIVING {
         subscribers.push((kind, subscribe(kind, &target, from_start()).await));
     }
     let receivers: Vec<_> = subscribers
@@ -131,7 +132,7 @@ async fn concurrent_senders_give_every_subscriber_all_ids_in_order() {
 #[tokio::test]
 async fn subscribers_in_other_rooms_see_nothing() {
     let server = TestServer::start().await;
-    let mut other = subscribe(Kind::Ws, &server.target("other"), from_start()).await;
+    let mut other = subscribe(Transport::Ws, &server.target("other"), from_start()).await;
     server
         .target("lobby")
         .send(&draft("ada", "lobby only"))
@@ -151,8 +152,8 @@ async fn subscribers_in_other_rooms_see_nothing() {
 async fn websocket_clients_see_presence() {
     let server = TestServer::start().await;
     let target = server.target("lobby");
-    let mut watcher = subscribe(Kind::Ws, &target, Default::default()).await;
-    let _second = subscribe(Kind::Sse, &target, Default::default()).await;
+    let mut watcher = subscribe(Transport::Ws, &target, Default::default()).await;
+    let _second = subscribe(Transport::Sse, &target, Default::default()).await;
     loop {
         if let Event::Control(Control::Presence { online, total, .. }) =
             within(PATIENCE, watcher.next_event()).await.unwrap()

@@ -12,9 +12,10 @@ use common::raw_ws::{self, frame_bytes, RawWs};
 use common::*;
 use futures_util::StreamExt;
 use skyrocket::client::ws::WsClient;
-use skyrocket::client::{Kind, Subscriber};
+use skyrocket::client::Subscriber;
+use skyrocket::message::Resume;
+use skyrocket::message::Transport;
 use skyrocket::message::{Control, Event};
-use skyrocket::room::Resume;
 use skyrocket::stats::Limit;
 use skyrocket::Config;
 use std::time::{Duration, Instant};
@@ -37,8 +38,8 @@ fn spread(mut values: Vec<Duration>) -> String {
 /// hostile one must not disturb.
 async fn bystanders(target: &skyrocket::client::Target) -> Vec<Subscriber> {
     vec![
-        subscribe(Kind::Ws, target, Resume::default()).await,
-        subscribe(Kind::Sse, target, Resume::default()).await,
+        subscribe(Transport::Ws, target, Resume::default()).await,
+        subscribe(Transport::Sse, target, Resume::default()).await,
     ]
 }
 
@@ -338,7 +339,7 @@ async fn a_frame_claiming_2_pow_63_bytes_is_closed_with_1009_without_allocating(
     // nothing close to a large buffer was touched either.
     assert!(after < before + 16 * 1024);
     let target = server.target("lobby");
-    let mut reader = subscribe(Kind::Sse, &target, Resume::default()).await;
+    let mut reader = subscribe(Transport::Sse, &target, Resume::default()).await;
     chat_round(&target, std::slice::from_mut(&mut reader), "still serving").await;
 }
 

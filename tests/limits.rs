@@ -11,10 +11,10 @@ mod common;
 
 use common::*;
 use skyrocket::client::ws::WsClient;
-use skyrocket::client::Kind;
 use skyrocket::config::RateLimit;
+use skyrocket::message::Resume;
+use skyrocket::message::Transport;
 use skyrocket::message::{Control, Event};
-use skyrocket::room::Resume;
 use skyrocket::stats::Limit;
 use skyrocket::Config;
 use tokio::net::TcpStream;
@@ -221,7 +221,7 @@ async fn a_resume_replays_at_most_max_replay_and_the_rest_is_a_gap() {
     for i in 1..=30 {
         target.send(&draft("ada", &format!("m{i}"))).await.unwrap();
     }
-    for kind in Kind::ALL {
+    for kind in Transport::RECEIVING {
         let mut client = subscribe(kind, &target, from_start()).await;
         assert_eq!(
             next_significant(&mut client).await,
@@ -323,7 +323,7 @@ async fn an_sse_reader_that_stops_reading_is_closed_after_the_write_stall() {
     config.connections.write_stall = std::time::Duration::from_millis(500);
     let server = TestServer::with_config(config).await;
     let target = server.target("stall");
-    let mut healthy = subscribe(Kind::Ws, &target, Resume::default()).await;
+    let mut healthy = subscribe(Transport::Ws, &target, Resume::default()).await;
     // An SSE request on a socket with a tiny receive buffer, never read.
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
@@ -371,7 +371,7 @@ async fn a_websocket_is_bound_by_its_own_write_timeout_not_the_socket_stall() {
     let server = TestServer::with_config(config).await;
     let target = server.target("ws-stall");
     let mut stalled = tiny_buffer_socket(server.addr, "/rooms/ws-stall/ws?since=0").await;
-    let mut healthy = subscribe(Kind::Sse, &target, Resume::default()).await;
+    let mut healthy = subscribe(Transport::Sse, &target, Resume::default()).await;
     let text = "w".repeat(4000);
     // The healthy reader keeps up, so only the stalled socket waits.
     for expected in 1..=200 {

@@ -9,9 +9,10 @@ mod common;
 
 use common::*;
 use skyrocket::client::poll::PollClient;
-use skyrocket::client::{Kind, Subscriber};
+use skyrocket::client::Subscriber;
+use skyrocket::message::Resume;
+use skyrocket::message::Transport;
 use skyrocket::message::{Control, Event, Online};
-use skyrocket::room::Resume;
 
 /// Reads presence events until one says exactly `want`.
 async fn wait_for(watcher: &mut Subscriber, want: Online) {
@@ -37,8 +38,8 @@ async fn counts_every_transport_and_expires_pollers_after_the_ttl() {
     let rooms = &server.state.rooms;
     let ttl = rooms.config().poller_ttl.as_millis() as u64;
 
-    let mut watcher = subscribe(Kind::Ws, &target, Resume::default()).await;
-    let _sse = subscribe(Kind::Sse, &target, Resume::default()).await;
+    let mut watcher = subscribe(Transport::Ws, &target, Resume::default()).await;
+    let _sse = subscribe(Transport::Sse, &target, Resume::default()).await;
     // One short poller, seen at 1 s on the coarse clock, asking twice: it
     // counts once.
     rooms.tick_at(1_000);

@@ -8,8 +8,9 @@ mod common;
 
 use common::*;
 use skyrocket::client::sse::SseClient;
-use skyrocket::client::{Kind, Subscriber, Target};
-use skyrocket::room::Resume;
+use skyrocket::client::{Subscriber, Target};
+use skyrocket::message::Resume;
+use skyrocket::message::Transport;
 use skyrocket::Config;
 use std::time::{Duration, Instant};
 
@@ -20,8 +21,8 @@ const READ_PER_CONNECTION: u64 = 7;
 
 /// Connects over `kind` resuming after `last`, the way each client does it:
 /// a browser's EventSource keeps its URL and sends `Last-Event-ID`.
-async fn reconnect(kind: Kind, target: &Target, last: u64) -> Subscriber {
-    if kind == Kind::Sse && last > 0 {
+async fn reconnect(kind: Transport, target: &Target, last: u64) -> Subscriber {
+    if kind == Transport::Sse && last > 0 {
         let sse = within(
             PATIENCE,
             SseClient::connect_with(target, &from_start(), Some(last)),
@@ -44,7 +45,7 @@ async fn reconnect(kind: Kind, target: &Target, last: u64) -> Subscriber {
 
 /// Reads every id from 1 to MESSAGES, dropping the connection every few
 /// messages; returns how many times it reconnected.
-async fn read_all_with_reconnects(kind: Kind, base: String) -> u64 {
+async fn read_all_with_reconnects(kind: Transport, base: String) -> u64 {
     let mut last = 0;
     let mut reconnects = 0;
     while last < MESSAGES {
@@ -83,7 +84,7 @@ async fn a_thousand_forced_reconnects_lose_nothing_and_repeat_nothing() {
     })
     .await;
     let started = Instant::now();
-    let readers: Vec<_> = Kind::ALL
+    let readers: Vec<_> = Transport::RECEIVING
         .into_iter()
         .map(|kind| tokio::spawn(read_all_with_reconnects(kind, server.base())))
         .collect();
@@ -95,7 +96,7 @@ async fn a_thousand_forced_reconnects_lose_nothing_and_repeat_nothing() {
         );
     }
     let mut total = 0;
-    for (kind, reader) in Kind::ALL.into_iter().zip(readers) {
+    for (kind, reader) in Transport::RECEIVING.into_iter().zip(readers) {
         let reconnects = within(PATIENCE * 3, reader).await.unwrap();
         assert_eq!(reconnects, RECONNECTS_PER_TRANSPORT, "{}", kind.name());
         total += reconnects;

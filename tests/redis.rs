@@ -9,9 +9,10 @@ mod common;
 use common::redis::{Persistence, RedisServer};
 use common::*;
 use skyrocket::client::poll::PollClient;
-use skyrocket::client::{ws::WsClient, ClientError, Kind, Subscriber, Target};
+use skyrocket::client::{ws::WsClient, ClientError, Subscriber, Target};
+use skyrocket::message::Resume;
+use skyrocket::message::Transport;
 use skyrocket::message::{ChatMessage, Control, Event};
-use skyrocket::room::Resume;
 use skyrocket::{AppState, Config};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -76,7 +77,7 @@ async fn wait_health(server: &TestServer, ok: bool) {
 async fn spread(servers: [&TestServer; 2], room: &str, resume: Resume) -> Vec<Receiver> {
     let mut receivers = Vec::new();
     for (i, server) in servers.into_iter().enumerate() {
-        for kind in Kind::ALL {
+        for kind in Transport::RECEIVING {
             let subscriber = subscribe(kind, &server.target(room), resume.clone()).await;
             receivers.push(Receiver::spawn(
                 format!("{} on instance {i}", kind.name()),
@@ -242,7 +243,7 @@ async fn history_gap_and_epoch_are_the_same_through_either_instance() {
     }
 
     let mut oldest = None;
-    for kind in Kind::ALL {
+    for kind in Transport::RECEIVING {
         let since_one = Resume {
             since: Some(1),
             epoch: None,
@@ -279,7 +280,7 @@ async fn history_gap_and_epoch_are_the_same_through_either_instance() {
     };
     let epoch = hello(&a).await;
     assert_eq!(hello(&b).await, epoch);
-    for kind in Kind::ALL {
+    for kind in Transport::RECEIVING {
         let latest = a
             .target("hist")
             .send(&draft("ada", "newest"))
@@ -302,7 +303,7 @@ async fn history_gap_and_epoch_are_the_same_through_either_instance() {
         since: Some(5),
         epoch: Some("not-this-life".into()),
     };
-    for kind in Kind::ALL {
+    for kind in Transport::RECEIVING {
         let mut client = subscribe(kind, &b.target("hist"), stale.clone()).await;
         match next_significant(&mut client).await {
             Event::Control(Control::Reset { epoch: new, .. }) => assert_eq!(new, epoch),
@@ -321,9 +322,9 @@ async fn presence_adds_up_across_instances() {
     else {
         return;
     };
-    let mut watcher = subscribe(Kind::Ws, &a.target("lobby"), Resume::default()).await;
-    let sse = subscribe(Kind::Sse, &b.target("lobby"), Resume::default()).await;
-    let _ws = subscribe(Kind::Ws, &b.target("lobby"), Resume::default()).await;
+    let mut watcher = subscribe(Transport::Ws, &a.target("lobby"), Resume::default()).await;
+    let sse = subscribe(Transport::Sse, &b.target("lobby"), Resume::default()).await;
+    let _ws = subscribe(Transport::Ws, &b.target("lobby"), Resume::default()).await;
     // Two WebSockets (one here, one on B) and B's SSE stream.
     wait_for_presence(&mut watcher, (2, 1)).await;
     drop(sse);
@@ -551,7 +552,8 @@ async fn two_binaries_started_as_the_readme_shows_share_a_room() {
         .await
         .unwrap();
     assert_eq!(health["backbone"], "redis");
-    let mut receiver = subscribe(Kind::Sse, &Target::new(&base_b, "lobby"), from_start()).await;
+    let mut receiver =
+        subscribe(Transport::Sse, &Target::new(&base_b, "lobby"), from_start()).await;
     let id = Target::new(&base_a, "lobby")
         .send(&draft("ada", "from the first instance"))
         .await

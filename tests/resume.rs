@@ -5,9 +5,10 @@
 mod common;
 
 use common::*;
-use skyrocket::client::{sse::SseClient, Kind, Subscriber};
+use skyrocket::client::{sse::SseClient, Subscriber};
+use skyrocket::message::Resume;
+use skyrocket::message::Transport;
 use skyrocket::message::{Control, Event};
-use skyrocket::room::Resume;
 use skyrocket::Config;
 
 fn since(id: u64) -> Resume {
@@ -20,7 +21,7 @@ fn since(id: u64) -> Resume {
 #[tokio::test]
 async fn every_transport_resumes_without_loss_or_duplicates() {
     let server = TestServer::start().await;
-    for kind in Kind::ALL {
+    for kind in Transport::RECEIVING {
         let target = server.target(&format!("resume-{}", kind.name()));
         let mut client = subscribe(kind, &target, from_start()).await;
         let first = target.send(&draft("ada", "before")).await.unwrap();
@@ -73,7 +74,7 @@ async fn a_client_behind_the_history_is_told_of_the_gap() {
     for i in 1..=10 {
         target.send(&draft("ada", &format!("m{i}"))).await.unwrap();
     }
-    for kind in Kind::ALL {
+    for kind in Transport::RECEIVING {
         let mut client = subscribe(kind, &target, since(1)).await;
         assert_eq!(
             next_significant(&mut client).await,
@@ -104,7 +105,7 @@ async fn a_cursor_from_another_life_gets_a_reset_and_the_history() {
     // only Last-Event-ID) is another life too.
     let beyond_latest = since(50);
     for resume in [stale_epoch, beyond_latest] {
-        for kind in Kind::ALL {
+        for kind in Transport::RECEIVING {
             let mut client = subscribe(kind, &target, resume.clone()).await;
             match next_significant(&mut client).await {
                 Event::Control(Control::Reset { .. }) => {}
@@ -121,7 +122,7 @@ async fn hello_names_the_epoch_a_resume_must_quote() {
     let server = TestServer::start().await;
     let target = server.target("epoch");
     target.send(&draft("ada", "one")).await.unwrap();
-    let mut client = subscribe(Kind::Ws, &target, Resume::default()).await;
+    let mut client = subscribe(Transport::Ws, &target, Resume::default()).await;
     let Event::Control(Control::Hello {
         epoch,
         latest,
@@ -132,7 +133,7 @@ async fn hello_names_the_epoch_a_resume_must_quote() {
     };
     assert_eq!((latest, room.as_str()), (1, "epoch"));
     // Quoting the right epoch resumes normally: no reset, straight to id 1.
-    for kind in Kind::ALL {
+    for kind in Transport::RECEIVING {
         let resume = Resume {
             since: Some(0),
             epoch: Some(epoch.clone()),

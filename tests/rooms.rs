@@ -11,9 +11,10 @@ mod common;
 use common::*;
 use futures_util::StreamExt;
 use skyrocket::client::poll::PollClient;
-use skyrocket::client::{Kind, Target};
+use skyrocket::client::Target;
+use skyrocket::message::Resume;
+use skyrocket::message::Transport;
 use skyrocket::message::{Control, Event};
-use skyrocket::room::Resume;
 use skyrocket::stats::Limit;
 use skyrocket::Config;
 use std::time::Duration;
@@ -67,7 +68,7 @@ async fn many_rooms_from_one_connection_stay_bounded_and_the_cap_answers_clearly
 
     // A chat that was going before the flood.
     let lobby = server.target("lobby");
-    let mut chat = subscribe(Kind::Ws, &lobby, Resume::default()).await;
+    let mut chat = subscribe(Transport::Ws, &lobby, Resume::default()).await;
     lobby.send(&draft("ada", "before")).await.unwrap();
     assert_eq!(next_message(&mut chat).await.text, "before");
 
@@ -168,7 +169,7 @@ async fn a_full_server_refuses_new_rooms_with_503_and_serves_the_others() {
     let mut config = quiet_config();
     config.rooms.max = 3;
     let server = TestServer::with_config(config).await;
-    let mut chat = subscribe(Kind::Ws, &server.target("a"), Resume::default()).await;
+    let mut chat = subscribe(Transport::Ws, &server.target("a"), Resume::default()).await;
     for room in ["b", "c"] {
         server.target(room).send(&draft("ada", "hi")).await.unwrap();
     }
@@ -203,7 +204,7 @@ async fn idle_rooms_are_removed_and_a_returning_client_gets_a_reset() {
 
     // A chat that stays connected: its room is held, so it stays.
     let lobby = server.target("lobby");
-    let mut chat = subscribe(Kind::Ws, &lobby, Resume::default()).await;
+    let mut chat = subscribe(Transport::Ws, &lobby, Resume::default()).await;
 
     // A room that is used, then left alone.
     let gone = server.target("gone");
@@ -237,7 +238,7 @@ async fn idle_rooms_are_removed_and_a_returning_client_gets_a_reset() {
         since: Some(1),
         epoch: Some(old_epoch),
     };
-    let mut socket = subscribe(Kind::Ws, &gone, resume).await;
+    let mut socket = subscribe(Transport::Ws, &gone, resume).await;
     match next_significant(&mut socket).await {
         Event::Control(Control::Reset { latest, .. }) => assert_eq!(latest, 0),
         other => panic!("expected a reset, got {other:?}"),

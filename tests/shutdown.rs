@@ -7,8 +7,8 @@ mod common;
 use common::*;
 use futures_util::StreamExt;
 use skyrocket::client::{poll::PollClient, sse::SseClient, ws::WsClient, ClientError, Target};
+use skyrocket::message::Resume;
 use skyrocket::message::{Control, Event};
-use skyrocket::room::Resume;
 use std::process::Command;
 use tokio_tungstenite::tungstenite::Message;
 

@@ -382,7 +382,7 @@ fn the_wire_sample_on_the_slides_is_consistent() {
         .flat_map(|line| line[6..].split("  ").next().unwrap().split_whitespace())
         .map(|h| u8::from_str_radix(h, 16).unwrap())
         .collect();
-    let header = skyrocket::wiretap::decode_frame(&bytes).unwrap();
+    let header = skyrocket::wire_view::decode_frame(&bytes).unwrap();
     assert!(header.fin && !header.masked && header.opcode == 1);
     let payload = std::str::from_utf8(&bytes[header.header_len..]).unwrap();
     assert_eq!(payload.len() as u64, header.payload_len);

@@ -6,8 +6,8 @@ mod common;
 
 use common::*;
 use futures_util::StreamExt;
-use skyrocket::client::Kind;
 use skyrocket::message::Event;
+use skyrocket::message::Transport;
 use skyrocket::Config;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
@@ -29,7 +29,7 @@ async fn a_reader_that_stops_reading_does_not_hold_up_the_room() {
     // The stalled client: a tiny receive buffer, and it does not read.
     let mut stalled = tiny_buffer_socket(server.addr, "/rooms/slow/ws?since=0").await;
 
-    let mut healthy = subscribe(Kind::Ws, &target, from_start()).await;
+    let mut healthy = subscribe(Transport::Ws, &target, from_start()).await;
     let text = "x".repeat(4000);
     let sender = {
         let target = target.clone();
@@ -69,7 +69,7 @@ async fn a_reader_that_never_reads_is_disconnected_after_the_write_timeout() {
     let target = server.target("stuck");
 
     let _stuck = tiny_buffer_socket(server.addr, "/rooms/stuck/ws").await;
-    let mut healthy = subscribe(Kind::Sse, &target, Default::default()).await;
+    let mut healthy = subscribe(Transport::Sse, &target, Default::default()).await;
 
     let text = "y".repeat(4000);
     let mut sent = 0;

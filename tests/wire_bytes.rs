@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use futures_util::StreamExt;
-use skyrocket::wire::{ByteCount, Counted};
+use skyrocket::conn::{ByteCount, Counted};
 use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;

@@ -6,8 +6,8 @@ mod common;
 
 use common::*;
 use futures_util::StreamExt;
-use skyrocket::wire::{Counted, Recorder};
-use skyrocket::wiretap::hex;
+use skyrocket::conn::{Counted, Recorder};
+use skyrocket::wire_view::hex;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -126,7 +126,7 @@ async fn poll_exchanges_match_the_raw_bytes() {
 async fn nothing_is_captured_until_the_view_is_opened() {
     let server = TestServer::with_config(quiet_config()).await;
     let mut client = subscribe(
-        skyrocket::client::Kind::Ws,
+        skyrocket::message::Transport::Ws,
         &server.target("tap"),
         from_start(),
     )

@@ -13,9 +13,10 @@
 
 use criterion::{Bencher, Criterion};
 use skyrocket::client::poll::PollClient;
-use skyrocket::client::{Kind, Subscriber, Target};
+use skyrocket::client::{Subscriber, Target};
+use skyrocket::message::Resume;
+use skyrocket::message::Transport;
 use skyrocket::message::{Draft, Event};
-use skyrocket::room::Resume;
 use skyrocket::{AppState, Config};
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
@@ -190,17 +191,17 @@ pub struct Audience {
 impl Audience {
     /// `n` receivers of `kind` in `room`; messages are POSTed by a separate
     /// client, as in a room where one person speaks and `n` listen.
-    pub async fn join(kind: Kind, base: &str, room: &str, n: usize) -> Self {
+    pub async fn join(kind: Transport, base: &str, room: &str, n: usize) -> Self {
         Self::new(kind, base, room, n, false).await
     }
 
     /// One client that sends and receives, each the way its transport does
     /// it: a WebSocket client sends over its socket, the others POST.
-    pub async fn roundtrip(kind: Kind, base: &str, room: &str) -> Self {
+    pub async fn roundtrip(kind: Transport, base: &str, room: &str) -> Self {
         Self::new(kind, base, room, 1, true).await
     }
 
-    async fn new(kind: Kind, base: &str, room: &str, n: usize, own_socket: bool) -> Self {
+    async fn new(kind: Transport, base: &str, room: &str, n: usize, own_socket: bool) -> Self {
         // Receivers share one HTTP client (a pool of keep-alive
         // connections); the sender has its own, as a separate person would.
         let receivers = Target::new(base, room);
@@ -209,7 +210,7 @@ impl Audience {
         let mut tasks = Vec::new();
         let mut polls = None;
         let mut outbox = None;
-        if kind == Kind::Poll {
+        if kind == Transport::Poll {
             let (go, wait) = watch::channel(0);
             let clients = connect_all(n, || PollClient::connect(&receivers, &from_now, 0));
             for client in clients.await {
@@ -221,7 +222,7 @@ impl Audience {
             // No poll interval: long polls ask again at once, by design.
             let connect = || Subscriber::connect(kind, &receivers, &from_now, Duration::ZERO);
             for subscriber in connect_all(n, connect).await {
-                let commands = if own_socket && kind == Kind::Ws {
+                let commands = if own_socket && kind == Transport::Ws {
                     let (send, commands) = mpsc::channel(1);
                     outbox = Some(send);
                     Some(commands)

@@ -2,7 +2,7 @@
 //! building masked client frames, and describing a frame field by field in
 //! Markdown (the hex dump and the table the slides show).
 
-use skyrocket::wiretap::{decode_frame, hex, ws_text_frame};
+use skyrocket::wire_view::{decode_frame, hex, ws_text_frame};
 use std::fmt::Write as _;
 
 /// One frame as it crossed the socket.

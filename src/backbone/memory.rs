@@ -8,8 +8,8 @@
 use super::feed::Feed;
 use super::history::History;
 use super::{new_epoch, LogRead};
+use crate::backbone::RoomEvent;
 use crate::message::{now_millis, Draft, Posted};
-use crate::room::RoomEvent;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@
 //! A backbone gives each room a log: it assigns ids, keeps a bounded history,
 //! and pushes every accepted message, in id order, into the room's local feed
 //! (a `tokio::sync::broadcast` channel that the room's subscribers read).
-//! Transports never see this module: they talk to [`crate::room::Room`], so a
+//! Transports never see this module: they talk to the room (`room.rs`), so a
 //! second backbone is one more enum variant here and nothing else.
 //!
 //! An enum rather than a trait object: async methods on a `dyn Trait` need
@@ -20,10 +20,25 @@ pub mod history;
 pub mod memory;
 pub mod redis;
 
-use crate::message::{now_millis, Draft, Posted};
-use crate::room::{Room, RoomEvent};
+use crate::message::{now_millis, Draft, Online, Posted};
+use bytes::Bytes;
 use feed::Feed;
 use std::sync::Arc;
+
+/// What travels on a room's live feed, which the backbone fills and the
+/// room's subscribers read. Cloning is a reference-count bump.
+#[derive(Debug, Clone)]
+pub enum RoomEvent {
+    Message(Arc<Posted>),
+    /// A presence event, already encoded as JSON.
+    Presence(Bytes),
+    /// The room started a new life (its store lost its data): cursors from
+    /// the old one mean nothing now.
+    Reset {
+        epoch: Arc<str>,
+        latest: u64,
+    },
+}
 
 /// Why a backbone could not do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,12 +110,13 @@ impl Backbone {
         }
     }
 
-    /// Shares this instance's presence counts with the other instances and
-    /// hands each room the others' counts. Nothing to share in memory.
-    pub async fn share_presence(&self, rooms: &[Arc<Room>]) {
+    /// Shares this instance's presence counts, `(room, online here)`, with
+    /// the other instances, and returns the others' counts for each room in
+    /// the same order. `None`: nothing shared (one process, in memory).
+    pub async fn share_presence(&self, local: &[(&str, Online)]) -> Option<Vec<Online>> {
         match self {
-            Self::Memory(_) => {}
-            Self::Redis(backbone) => backbone.share_presence(rooms).await,
+            Self::Memory(_) => None,
+            Self::Redis(backbone) => Some(backbone.share_presence(local).await),
         }
     }
 }

@@ -6,10 +6,10 @@
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use skyrocket::cli::ServerArgs;
-use skyrocket::client::Kind;
 use skyrocket::loadgen::child::ServerCommand;
 use skyrocket::loadgen::report::{problems, table, Report};
 use skyrocket::loadgen::spec::{parse_counts, parse_duration, parse_transports, Servers, Spec};
+use skyrocket::message::Transport;
 use skyrocket::provenance::Provenance;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,7 +40,7 @@ struct LoadArgs {
     /// ws, sse, longpoll, poll, a comma list, or all. (A qualified
     /// `std::vec::Vec` keeps clap from reading the list as repeated flags.)
     #[arg(long, default_value = "ws", value_parser = parse_transports)]
-    transport: std::vec::Vec<Kind>,
+    transport: std::vec::Vec<Transport>,
     /// Receivers per run; a list such as 100,1000,10000 runs a sweep.
     #[arg(long, default_value = "100", value_parser = parse_counts)]
     clients: std::vec::Vec<usize>,

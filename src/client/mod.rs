@@ -8,48 +8,8 @@ pub mod poll;
 pub mod sse;
 pub mod ws;
 
-use crate::message::{Draft, Event};
-use crate::room::Resume;
-use crate::stats::{CountersSnapshot, Transport};
+use crate::message::{CountersSnapshot, Draft, Event, Resume, Transport};
 use std::time::Duration;
-
-/// The four receiving transports, as a client names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
-    Ws,
-    Sse,
-    LongPoll,
-    Poll,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Ws, Kind::Sse, Kind::LongPoll, Kind::Poll];
-
-    /// The server's name for it, as `/stats` reports it.
-    pub fn name(self) -> &'static str {
-        self.transport().name()
-    }
-
-    pub fn transport(self) -> Transport {
-        match self {
-            Self::Ws => Transport::Ws,
-            Self::Sse => Transport::Sse,
-            Self::LongPoll => Transport::LongPoll,
-            Self::Poll => Transport::Poll,
-        }
-    }
-}
-
-impl std::str::FromStr for Kind {
-    type Err = String;
-
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| format!("unknown transport {s:?}: expected ws, sse, longpoll or poll"))
-    }
-}
 
 #[derive(Debug)]
 pub enum ClientError {
@@ -183,23 +143,30 @@ pub enum Subscriber {
 }
 
 impl Subscriber {
-    /// Connects over `kind`, resuming at `resume`. Short polling asks again
-    /// every `poll_interval` when it got nothing.
+    /// Connects over `transport`, resuming at `resume`. Short polling asks
+    /// again every `poll_interval` when it got nothing. `Send` and `Other`
+    /// receive nothing, and are refused.
     pub async fn connect(
-        kind: Kind,
+        transport: Transport,
         target: &Target,
         resume: &Resume,
         poll_interval: Duration,
     ) -> Result<Self> {
-        Ok(match kind {
-            Kind::Ws => Self::Ws(ws::WsClient::connect(target, resume).await?),
-            Kind::Sse => Self::Sse(sse::SseClient::connect(target, resume).await?),
-            Kind::LongPoll => Self::Poll(poll::PollClient::connect(target, resume, 25).await?),
-            Kind::Poll => Self::Poll(
+        Ok(match transport {
+            Transport::Ws => Self::Ws(ws::WsClient::connect(target, resume).await?),
+            Transport::Sse => Self::Sse(sse::SseClient::connect(target, resume).await?),
+            Transport::LongPoll => Self::Poll(poll::PollClient::connect(target, resume, 25).await?),
+            Transport::Poll => Self::Poll(
                 poll::PollClient::connect(target, resume, 0)
                     .await?
                     .with_interval(poll_interval),
             ),
+            Transport::Send | Transport::Other => {
+                return Err(ClientError::Protocol(format!(
+                    "{} is not a receiving transport",
+                    transport.name()
+                )))
+            }
         })
     }
 

@@ -2,8 +2,7 @@
 //! body's `next` and `epoch` become the following poll's `since` and `epoch`.
 
 use super::{ClientError, Result, Target};
-use crate::message::{ChatMessage, Control, Event};
-use crate::room::Resume;
+use crate::message::{ChatMessage, Control, Event, Resume};
 use serde::Deserialize;
 use std::collections::VecDeque;
 use std::time::Duration;

@@ -2,8 +2,7 @@
 //! Keeps the last event id, as a browser's `EventSource` does.
 
 use super::{parse_event, resume_query, ClientError, Result, Target};
-use crate::message::Event;
-use crate::room::Resume;
+use crate::message::{Event, Resume};
 use eventsource_stream::Eventsource;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;

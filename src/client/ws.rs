@@ -1,8 +1,7 @@
 //! WebSocket client: connect, read events, send `send` commands.
 
 use super::{parse_event, resume_query, ClientError, Result, Target};
-use crate::message::{Draft, Event};
-use crate::room::Resume;
+use crate::message::{Draft, Event, Resume};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;

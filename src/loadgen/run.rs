@@ -10,10 +10,11 @@ use super::probe::Usage;
 use super::report::{Percentiles, RunResult, ServerFigures};
 use super::spec::Spec;
 use super::tally::{new_histogram, text_for, Schedule, Tally};
-use crate::client::{Kind, Subscriber, Target};
+use crate::client::{Subscriber, Target};
+use crate::message::CountersSnapshot;
+use crate::message::Resume;
+use crate::message::Transport;
 use crate::message::{Control, Draft, Event};
-use crate::room::Resume;
-use crate::stats::CountersSnapshot;
 use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
 use std::collections::BTreeMap;
@@ -116,7 +117,7 @@ async fn sample(targets: &[Target], instances: &[Instance], transport: &str) -> 
 /// (Ctrl-C) cuts the run short and what was measured is still returned.
 pub async fn run_one(
     spec: &Spec,
-    kind: Kind,
+    kind: Transport,
     clients: usize,
     instances: &[Instance],
     interrupt: &CancellationToken,
@@ -304,7 +305,7 @@ pub async fn run_one(
     }
 }
 
-fn show_live(progress: &ProgressBar, kind: Kind, clients: usize, tally: &Tally) {
+fn show_live(progress: &ProgressBar, kind: Transport, clients: usize, tally: &Tally) {
     let sent = tally.sent.load(Relaxed) + tally.send_errors.load(Relaxed);
     progress.set_position(sent.min(tally.schedule.total));
     let latencies = tally.latencies();
@@ -319,7 +320,7 @@ fn show_live(progress: &ProgressBar, kind: Kind, clients: usize, tally: &Tally) 
 /// One receiving client for the whole run.
 struct Receiver {
     index: usize,
-    kind: Kind,
+    kind: Transport,
     target: Target,
     poll_interval: Duration,
     clients: Arc<Clients>,
@@ -341,7 +342,7 @@ impl Receiver {
             // A stream is ready once its `hello` arrived: the server has
             // subscribed it to the room by then. A poller is ready once
             // its first poll pinned "from now".
-            if matches!(self.kind, Kind::Ws | Kind::Sse) {
+            if matches!(self.kind, Transport::Ws | Transport::Sse) {
                 subscriber.next_event().await?;
             }
             Ok::<_, crate::client::ClientError>(subscriber)

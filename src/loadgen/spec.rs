@@ -1,14 +1,14 @@
 //! What a loadgen run does: the workload and where the server is.
 
 use super::child::ServerCommand;
-use crate::client::Kind;
+use crate::message::Transport;
 use std::time::Duration;
 
 /// One comparison: every transport in `transports` at every count in
 /// `clients`, each run on the same workload.
 #[derive(Debug, Clone)]
 pub struct Spec {
-    pub transports: Vec<Kind>,
+    pub transports: Vec<Transport>,
     /// Receivers per run; several make a sweep.
     pub clients: Vec<usize>,
     /// Concurrent senders, each with its own HTTP connection.
@@ -65,9 +65,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// `ws`, `sse,poll` or `all`.
-pub fn parse_transports(text: &str) -> Result<Vec<Kind>, String> {
+pub fn parse_transports(text: &str) -> Result<Vec<Transport>, String> {
     if text == "all" {
-        return Ok(Kind::ALL.to_vec());
+        return Ok(Transport::RECEIVING.to_vec());
     }
     text.split(',').map(|t| t.trim().parse()).collect()
 }
@@ -103,7 +103,7 @@ mod tests {
         assert_eq!(parse_transports("all").unwrap().len(), 4);
         assert_eq!(
             parse_transports("ws,sse").unwrap(),
-            vec![Kind::Ws, Kind::Sse]
+            vec![Transport::Ws, Transport::Sse]
         );
         assert!(parse_transports("carrier-pigeon").is_err());
         assert_eq!(parse_counts("100,1_000").unwrap(), vec![100, 1000]);

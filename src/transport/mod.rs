@@ -2,23 +2,22 @@
 //! [`Resume`], get a [`crate::room::Subscription`] from the room, and write
 //! what it hands out in the transport's own framing.
 //!
-//! - `ws.rs`: WebSocket, a task per socket that selects over room, socket,
-//!   pings and shutdown;
+//! - `websocket/chat.rs`: WebSocket, a task per socket that selects over
+//!   room, socket, pings and shutdown;
 //! - `sse.rs`: Server-Sent Events, a streamed response body;
 //! - `poll.rs`: long and short polling, one JSON body per request;
 //! - `send.rs`: `POST /rooms/{room}/messages`;
-//! - `websocket.rs`: what the WebSocket routes share (limits, heartbeat,
-//!   close codes); `echo.rs`: `/echo/ws`, the socket Autobahn tests.
+//! - `websocket/mod.rs`: what the WebSocket routes share (limits,
+//!   heartbeat, close codes); `websocket/echo.rs`: `/echo/ws`, the socket
+//!   Autobahn tests.
 
-pub mod echo;
 pub mod poll;
 pub mod send;
 pub mod sse;
 pub mod websocket;
-pub mod ws;
 
 use crate::error::ApiError;
-use crate::room::Resume;
+use crate::message::Resume;
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
 use serde::Deserialize;

@@ -15,19 +15,17 @@
 //! refusing the newer poll would leave that page waiting out the old hold.
 //! The older poll had nothing to answer yet, so nothing is lost.
 
-use crate::app::{AppState, Conn, RoomParam};
 use crate::error::ApiError;
-use crate::room::{Delivery, Via};
-use crate::stats::{Limit, Transport};
+use crate::message::Transport;
+use crate::room::Delivery;
+use crate::state::{AppState, Conn, RoomParam};
+use crate::stats::Limit;
 use crate::transport::ReadQuery;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 /// At most this many messages go into one body; the client asks again with
 /// the returned `next` for the rest.
@@ -46,16 +44,16 @@ pub async fn poll(
             "wait must be 0 (short poll) or 1..={max_wait} seconds (long poll)"
         )));
     }
-    let (via, transport) = if wait == 0 {
-        (Via::Poll, Transport::Poll)
+    let transport = if wait == 0 {
+        Transport::Poll
     } else {
-        (Via::LongPoll, Transport::LongPoll)
+        Transport::LongPoll
     };
     // Presence needs a stable poller id: the `client` query value when
     // given, else the peer address.
     let peer = conn.as_ref().map(|c| c.peer.to_string());
     let key = query.client.as_deref().or(peer.as_deref()).unwrap_or("");
-    room.saw_poller(key, via);
+    room.saw_poller(key, transport);
 
     let mut subscription = room.subscribe(&query.resume()).await?;
     let mut body = PollBody::new(&subscription.hello_epoch());
@@ -88,69 +86,6 @@ pub async fn poll(
         });
     }
     Ok(body.finish(subscription.cursor(), room.online()))
-}
-
-/// The long polls being held, one per client and room.
-#[derive(Debug, Default)]
-pub struct HeldPolls {
-    next_ticket: AtomicU64,
-    // Held for one map update per held poll, never across an await.
-    held: Mutex<HashMap<(String, String), (u64, CancellationToken)>>,
-}
-
-/// A held poll's registration; dropping it ends the registration.
-pub struct Held {
-    polls: Arc<HeldPolls>,
-    key: (String, String),
-    ticket: u64,
-    /// Cancelled when the same client sends a newer poll.
-    pub superseded: CancellationToken,
-}
-
-impl HeldPolls {
-    /// Registers a poll held for `client` in `room`, superseding any
-    /// poll that client already has held there.
-    pub fn hold(self: &Arc<Self>, room: &str, client: &str) -> Held {
-        let ticket = self.next_ticket.fetch_add(1, Relaxed);
-        let superseded = CancellationToken::new();
-        let key = (room.to_owned(), client.to_owned());
-        let older = self.map().insert(key.clone(), (ticket, superseded.clone()));
-        if let Some((_, older)) = older {
-            older.cancel();
-        }
-        Held {
-            polls: Arc::clone(self),
-            key,
-            ticket,
-            superseded,
-        }
-    }
-
-    /// Polls held right now.
-    pub fn len(&self) -> usize {
-        self.map().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn map(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(String, String), (u64, CancellationToken)>> {
-        // Plain data inside: a panic elsewhere cannot leave it torn.
-        self.held.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        let mut held = self.polls.map();
-        // A newer poll may have taken the key; leave its entry alone.
-        if held.get(&self.key).is_some_and(|(t, _)| *t == self.ticket) {
-            held.remove(&self.key);
-        }
-    }
 }
 
 /// `{"messages":[...],"next":N,"epoch":"..."}`, built by appending bytes.

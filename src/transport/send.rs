@@ -6,10 +6,10 @@
 //! hyper times the head only, and a body sent a byte at a time would hold
 //! the connection as long as the sender liked.
 
-use crate::app::{AppState, Conn, RoomParam};
 use crate::error::ApiError;
 use crate::message::Draft;
 use crate::ratelimit;
+use crate::state::{AppState, Conn, RoomParam};
 use crate::stats::Limit;
 use axum::body::Body;
 use axum::extract::rejection::JsonRejection;

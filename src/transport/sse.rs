@@ -11,13 +11,13 @@
 //! ends on server shutdown: hyper's graceful shutdown would otherwise wait
 //! for it forever.
 
-use crate::app::{AppState, RoomParam};
 use crate::error::ApiError;
 use crate::message::Posted;
-use crate::room::{Delivery, PresenceGuard, Subscription, Via};
-use crate::stats::Transport;
+use crate::message::Transport;
+use crate::room::{Delivery, PresenceGuard, Subscription};
+use crate::state::{AppState, RoomParam};
 use crate::transport::ReadQuery;
-use crate::wiretap::http_chunk;
+use crate::wire_view::http_chunk;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
@@ -44,7 +44,7 @@ pub async fn stream(
         query.since = Some(last);
     }
     let subscription = room.subscribe(&query.resume()).await?;
-    let presence = room.join(Via::Sse);
+    let presence = room.join(Transport::Sse);
 
     let mut opening = BytesMut::new();
     let retry_ms = state.config.sse.retry.as_millis();

@@ -6,9 +6,10 @@
 pub mod raw_ws;
 pub mod redis;
 
-use skyrocket::client::{Kind, Subscriber, Target};
+use skyrocket::client::{Subscriber, Target};
+use skyrocket::message::Resume;
+use skyrocket::message::Transport;
 use skyrocket::message::{ChatMessage, Control, Draft, Event};
-use skyrocket::room::Resume;
 use skyrocket::{AppState, Config};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -156,7 +157,7 @@ pub fn draft(user: &str, text: &str) -> Draft {
 }
 
 /// Connects a subscriber, with a short poll interval so tests stay quick.
-pub async fn subscribe(kind: Kind, target: &Target, resume: Resume) -> Subscriber {
+pub async fn subscribe(kind: Transport, target: &Target, resume: Resume) -> Subscriber {
     within(
         PATIENCE,
         Subscriber::connect(kind, target, &resume, Duration::from_millis(20)),

@@ -11,9 +11,9 @@ use super::scripts::{self, Keys, LifeQuery, Template};
 use super::{reader, Inner};
 use crate::backbone::feed::Feed;
 use crate::backbone::history::History;
+use crate::backbone::RoomEvent;
 use crate::backbone::{BackboneError, LogRead};
 use crate::message::{now_millis, Draft, Posted};
-use crate::room::RoomEvent;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 

@@ -75,8 +75,8 @@ pub mod scripts;
 pub use log::RedisLog;
 
 use super::feed::Feed;
-use super::BackboneError;
-use crate::room::{Room, RoomEvent};
+use super::{BackboneError, RoomEvent};
+use crate::message::Online;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::AsyncConnectionConfig;
 use std::sync::Arc;
@@ -161,8 +161,8 @@ impl RedisBackbone {
         .map_err(scripts::unavailable)
     }
 
-    pub async fn share_presence(&self, rooms: &[Arc<Room>]) {
-        presence::share(&self.inner, rooms).await;
+    pub async fn share_presence(&self, local: &[(&str, Online)]) -> Vec<Online> {
+        presence::share(&self.inner, local).await
     }
 }
 

@@ -6,7 +6,7 @@
 //! id, value = the counts and the time written (a zero count deletes the
 //! field), and reads the whole hash back. The others' entries written within
 //! the presence TTL (three ticks, at least 3 s) are summed and handed to the
-//! room, which adds its own live counts and publishes on change.
+//! room (`Rooms::share_presence`), which adds its own live counts and publishes on change.
 //!
 //! How stale: a change on another instance shows here within two ticks
 //! (theirs writes it, ours reads it), so about 2 s at the default. An
@@ -18,10 +18,8 @@
 use super::scripts::Keys;
 use super::Inner;
 use crate::message::{now_millis, Online};
-use crate::room::Room;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::Arc;
 
 /// One instance's entry in a room's presence hash.
 #[derive(Debug, Serialize, Deserialize)]
@@ -31,16 +29,21 @@ struct Entry {
     at: u64,
 }
 
-pub(super) async fn share(inner: &Inner, rooms: &[Arc<Room>]) {
+/// Writes this instance's counts, `(room, online here)`, and returns the
+/// other instances' sum for each room, in the same order.
+pub(super) async fn share(inner: &Inner, rooms: &[(&str, Online)]) -> Vec<Online> {
     if rooms.is_empty() {
-        return;
+        return Vec::new();
     }
     let now = now_millis();
     let ttl_ms = inner.config.presence_ttl.as_millis() as u64;
-    let keys: Vec<String> = rooms.iter().map(|r| Keys::new(r.name()).online).collect();
+    let keys: Vec<String> = rooms
+        .iter()
+        .map(|(name, _)| Keys::new(name).online)
+        .collect();
     let mut pipe = redis::pipe();
-    for (room, key) in rooms.iter().zip(&keys) {
-        let online = room.local_online();
+    for ((_, online), key) in rooms.iter().zip(&keys) {
+        let online = *online;
         if online.total() > 0 {
             let entry = serde_json::to_string(&Entry { online, at: now })
                 .expect("presence counts serialise");
@@ -57,14 +60,12 @@ pub(super) async fn share(inner: &Inner, rooms: &[Arc<Room>]) {
         Ok(hashes) => hashes,
         Err(e) => {
             tracing::debug!(error = %e, "presence not shared: redis unreachable");
-            for room in rooms {
-                room.set_remote_online(Online::default());
-            }
-            return;
+            return vec![Online::default(); rooms.len()];
         }
     };
     let mut stale = redis::pipe();
-    for ((room, key), hash) in rooms.iter().zip(&keys).zip(hashes) {
+    let mut remote = Vec::with_capacity(rooms.len());
+    for (key, hash) in keys.iter().zip(hashes) {
         let mut others = Online::default();
         for (instance, value) in hash {
             if instance == inner.instance {
@@ -80,9 +81,10 @@ pub(super) async fn share(inner: &Inner, rooms: &[Arc<Room>]) {
                 }
             }
         }
-        room.set_remote_online(others);
+        remote.push(others);
     }
     if !stale.is_empty() {
         let _ = stale.exec_async(&mut conn).await;
     }
+    remote
 }

@@ -10,25 +10,27 @@
 //! (`malloc_trim`, which takes a few milliseconds). Steady churn never
 //! triggers it; a wave does, once, after it is over.
 
-use crate::app::AppState;
+use crate::admission::Admission;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// How many connections must have closed, net, before memory is trimmed.
 pub const WAVE: usize = 32;
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Watches the open connections until shutdown, trimming after each wave.
-pub async fn release_after_waves(state: AppState) {
+pub async fn release_after_waves(admission: Arc<Admission>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(CHECK_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mut peak, mut last) = (0, 0);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = state.shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return,
         }
-        let open = state.admission.open();
+        let open = admission.open();
         peak = peak.max(open);
         let still_falling = open < last;
         if !still_falling && peak - open >= WAVE {

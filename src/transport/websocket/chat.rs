@@ -2,7 +2,7 @@
 //!
 //! One task per socket waits on the room's next delivery and on the
 //! socket's next event (a message, a ping due, shutdown; see
-//! `websocket.rs`, which this shares with the echo route).
+//! `mod.rs`, which this shares with the echo route).
 //! - Sending: a `{"type":"send",...}` text frame is posted to the room and
 //!   answered with an `ack` (the message itself comes back like any other).
 //!   Bad input, and sends over the send rate, get an `error` frame and the
@@ -14,16 +14,17 @@
 //!   the peer stopped reading; the socket is closed. Until then the room
 //!   never waits for it (see `Subscription::next`).
 
-use crate::app::{AppState, Conn, RoomParam};
+use crate::conn::ConnInfo;
 use crate::error::ApiError;
+use crate::message::Transport;
 use crate::message::{Control, Draft};
 use crate::ratelimit::{self, allow, TokenBucket};
-use crate::room::{Delivery, Room, RoomError, Subscription, Via};
-use crate::stats::{Limit, Transport};
+use crate::room::{Delivery, Room, RoomError, Subscription};
+use crate::state::{AppState, Conn, RoomParam};
+use crate::stats::Limit;
 use crate::transport::websocket::{self, close, within_write_timeout, End, Event, Link};
 use crate::transport::ReadQuery;
-use crate::wire::ConnInfo;
-use crate::wiretap::ws_text_frame;
+use crate::wire_view::ws_text_frame;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{close_code, Message, Utf8Bytes, WebSocketUpgrade};
 use axum::extract::State;
@@ -129,7 +130,7 @@ impl Session {
     }
 
     async fn run(mut self, mut link: Link) {
-        let _presence = self.room.join(Via::Ws);
+        let _presence = self.room.join(Transport::Ws);
         let end = self.serve(&mut link).await;
         link.finish(end).await;
     }

@@ -13,10 +13,10 @@
 //!   (an unmasked single frame; a `{len:X}\r\n...\r\n` chunk). A test checks
 //!   them against the bytes a raw TCP client received.
 //! - Poll responses and the WebSocket handshake are captured on the socket
-//!   itself by [`crate::wire::ConnWire`], since hyper writes their heads.
+//!   itself by [`crate::conn::ConnWire`], since hyper writes their heads.
 
 use crate::message::now_millis;
-use crate::stats::Transport;
+use crate::message::Transport;
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 use std::collections::HashMap;

@@ -4,14 +4,14 @@
 //! see `.ci/autobahn`) and for benches of the bare transport. It is the
 //! chat socket's twin: the same limits, buffers, heartbeat, write timeout,
 //! inbound frame budget, origin check and close codes, all from
-//! `websocket.rs`; only what it does with a message differs. It posts
+//! `mod.rs`; only what it does with a message differs. It posts
 //! nothing to a room, so the send rate does not apply. It reads the next
 //! message only once the echo of the last is written, so a peer that sends
 //! faster than it reads is held back by its own socket.
 
-use crate::app::{AppState, Conn};
 use crate::error::ApiError;
-use crate::stats::Transport;
+use crate::message::Transport;
+use crate::state::{AppState, Conn};
 use crate::transport::websocket::{self, End, Event, Link};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;

@@ -1,5 +1,5 @@
-//! What every WebSocket route shares (the chat socket in `ws.rs`, the echo
-//! in `echo.rs`): the socket's limits, the heartbeat, the inbound frame
+//! WebSocket: the two routes (the chat socket in `chat.rs`, the echo in
+//! `echo.rs`), and, in this file, what both share: the socket's limits, the heartbeat, the inbound frame
 //! budget, writes bounded by the write timeout, and how a session ends.
 //!
 //! - Limits: `configure` applies `config.ws` to every upgrade, so the echo
@@ -23,11 +23,15 @@
 //!   after an oversized frame: tungstenite would buffer the rest of it, so
 //!   we send our close and stop reading.
 
-use crate::app::AppState;
+pub mod chat;
+pub mod echo;
+
 use crate::config::WsConfig;
+use crate::conn::ConnInfo;
+use crate::message::Transport;
 use crate::ratelimit::{allow, TokenBucket};
-use crate::stats::{Limit, Transport};
-use crate::wire::ConnInfo;
+use crate::state::AppState;
+use crate::stats::Limit;
 use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{SplitSink, SplitStream};

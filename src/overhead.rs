@@ -13,9 +13,10 @@
 //! each transport adds to the payload, both directions together.
 
 use crate::chart::BarChart;
-use crate::client::{Kind, Subscriber, Target};
+use crate::client::{Subscriber, Target};
+use crate::message::Resume;
+use crate::message::Transport;
 use crate::message::{Control, Draft, Event};
-use crate::room::Resume;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -63,7 +64,7 @@ impl Cost {
 /// room so no other client shares its counters.
 pub async fn measure(
     base: &str,
-    kinds: &[Kind],
+    kinds: &[Transport],
     workload: &Workload,
 ) -> crate::client::Result<Vec<Cost>> {
     let mut costs = Vec::new();
@@ -77,7 +78,7 @@ pub async fn measure(
         // A stream opens with a `hello`, sent once per connection and not
         // per message; the server may write it just after `connect` returns,
         // so wait for it before the first snapshot, or it may be counted.
-        if matches!(kind, Kind::Ws | Kind::Sse) {
+        if matches!(kind, Transport::Ws | Transport::Sse) {
             while !matches!(
                 receiver.next_event().await?,
                 Event::Control(Control::Hello { .. })
@@ -133,7 +134,7 @@ fn numbered_text(i: u64, bytes: usize) -> String {
 /// the rows come out size by size, transports in `kinds` order.
 pub async fn measure_sizes(
     base: &str,
-    kinds: &[Kind],
+    kinds: &[Transport],
     text_bytes: &[usize],
     workload: &Workload,
 ) -> crate::client::Result<Vec<Cost>> {
