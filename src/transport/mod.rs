@@ -7,10 +7,13 @@
 //! - `sse.rs`: Server-Sent Events, a streamed response body;
 //! - `poll.rs`: long and short polling, one JSON body per request;
 //! - `send.rs`: `POST /rooms/{room}/messages`;
+//! - `delivery.rs`: the delivery loop the reading transports share (what
+//!   one write carries, counting it, the wire tap);
 //! - `websocket/mod.rs`: what the WebSocket routes share (limits,
 //!   heartbeat, close codes); `websocket/echo.rs`: `/echo/ws`, the socket
 //!   Autobahn tests.
 
+pub mod delivery;
 pub mod poll;
 pub mod send;
 pub mod sse;

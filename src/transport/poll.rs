@@ -20,16 +20,13 @@ use crate::message::Transport;
 use crate::room::Delivery;
 use crate::state::{AppState, Conn, RoomParam};
 use crate::stats::Limit;
+use crate::transport::delivery::Batch;
 use crate::transport::ReadQuery;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use std::time::Duration;
-
-/// At most this many messages go into one body; the client asks again with
-/// the returned `next` for the rest.
-const MAX_BATCH: usize = 1000;
 
 pub async fn poll(
     State(state): State<AppState>,
@@ -55,18 +52,21 @@ pub async fn poll(
     let key = query.client.as_deref().or(peer.as_deref()).unwrap_or("");
     room.saw_poller(key, transport);
 
+    // One body is one batch (see `delivery.rs`): the client asks again
+    // with the returned `next` for the rest.
     let mut subscription = room.subscribe(&query.resume()).await?;
     let mut body = PollBody::new(&subscription.hello_epoch());
-    body.drain(&mut subscription);
+    let mut batch = Batch::new(&mut subscription, None);
+    body.drain(&mut batch);
     // Presence events wake the wait too but add nothing to the body, so
     // wait until there is something to answer or the hold is over.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
     let held = (body.is_empty() && wait > 0).then(|| state.held_polls.hold(room.name(), key));
     while let Some(held) = held.as_ref().filter(|_| body.is_empty()) {
         tokio::select! {
-            delivery = subscription.next() => {
-                body.push(delivery?);
-                body.drain(&mut subscription);
+            waited = batch.wait() => {
+                waited?;
+                body.drain(&mut batch);
             }
             _ = tokio::time::sleep_until(deadline) => break,
             _ = state.shutdown.cancelled() => break,
@@ -79,8 +79,8 @@ pub async fn poll(
             }
         }
     }
-    let tap = state.delivered(&room, transport, body.messages as u64, body.payload as u64);
-    if let (Some(tap), Some(conn)) = (tap, &conn) {
+    let tap = batch.delivered(&state, transport);
+    if let (Some((tap, _)), Some(conn)) = (tap, &conn) {
         conn.wire.capture_exchange(move |request, response| {
             tap.store(transport.name(), Some(request), response)
         });
@@ -93,7 +93,6 @@ struct PollBody {
     json: Vec<u8>,
     epoch: String,
     messages: usize,
-    payload: usize,
     reset: bool,
     gap: Option<(u64, u64)>,
 }
@@ -106,7 +105,6 @@ impl PollBody {
             json,
             epoch: epoch.to_owned(),
             messages: 0,
-            payload: 0,
             reset: false,
             gap: None,
         }
@@ -116,12 +114,9 @@ impl PollBody {
         self.messages == 0 && !self.reset && self.gap.is_none()
     }
 
-    fn drain(&mut self, subscription: &mut crate::room::Subscription) {
-        while self.messages < MAX_BATCH {
-            match subscription.try_next() {
-                Some(delivery) => self.push(delivery),
-                None => break,
-            }
+    fn drain(&mut self, batch: &mut Batch) {
+        for delivery in batch {
+            self.push(delivery);
         }
     }
 
@@ -133,7 +128,6 @@ impl PollBody {
                 }
                 self.json.extend_from_slice(&m.json);
                 self.messages += 1;
-                self.payload += m.json.len();
             }
             Delivery::Gap { from, to } => {
                 let (from, to) = self.gap.map_or((from, to), |(f, _)| (f, to));

@@ -16,6 +16,7 @@ use crate::message::Posted;
 use crate::message::Transport;
 use crate::room::{Delivery, PresenceGuard, Subscription};
 use crate::state::{AppState, RoomParam};
+use crate::transport::delivery::Batch;
 use crate::transport::ReadQuery;
 use crate::wire_view::http_chunk;
 use axum::body::Body;
@@ -25,9 +26,6 @@ use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::convert::Infallible;
 use tokio::time::sleep;
-
-/// Deliveries batched into one chunk when several are ready at once.
-const MAX_BATCH: usize = 64;
 
 pub async fn stream(
     State(state): State<AppState>,
@@ -97,47 +95,29 @@ impl EventStream {
             _ = sleep(self.state.config.sse.keepalive) => return Some((Ok(Bytes::from_static(b":\n\n")), self)),
             _ = self.state.shutdown.cancelled() => return None,
         };
-        let second = self.subscription.try_next();
-        let (chunk, messages, payload) = match (first, second) {
+        let mut batch = Batch::new(&mut self.subscription, Some(first));
+        let first = batch.next()?;
+        let chunk = match (first, batch.next()) {
             // The common case when the stream keeps up: one message, whose
             // shared SSE encoding is handed to hyper as is, with no copy.
-            (Delivery::Message(m), None) => (m.sse_frame(message_frame), 1, m.json.len() as u64),
-            (first, second) => self.batch(first, second),
+            (Delivery::Message(m), None) => m.sse_frame(message_frame),
+            // Several deliveries (or a control event): one chunk.
+            (first, second) => {
+                let mut chunk = BytesMut::new();
+                encode(&mut chunk, &first);
+                for delivery in second
+                    .into_iter()
+                    .chain(std::iter::from_fn(|| batch.next()))
+                {
+                    encode(&mut chunk, &delivery);
+                }
+                chunk.freeze()
+            }
         };
-        let room = self.subscription.room();
-        if let Some(tap) = self
-            .state
-            .delivered(room, Transport::Sse, messages, payload)
-        {
+        if let Some((tap, _)) = batch.delivered(&self.state, Transport::Sse) {
             tap.store_delivery(Transport::Sse, http_chunk(&chunk));
         }
         Some((Ok(chunk), self))
-    }
-
-    /// Several deliveries (or a control event) encoded into one chunk:
-    /// `(chunk, messages, payload bytes)`.
-    fn batch(&mut self, first: Delivery, second: Option<Delivery>) -> (Bytes, u64, u64) {
-        let mut chunk = BytesMut::new();
-        let (mut messages, mut payload) = (0u64, 0u64);
-        let mut batched = 0;
-        let mut next = Some(first);
-        let mut waiting = second;
-        // Every delivery taken from the subscription is encoded: `try_next`
-        // is only called while there is room for its result.
-        while let Some(delivery) = next {
-            if let Delivery::Message(m) = &delivery {
-                messages += 1;
-                payload += m.json.len() as u64;
-            }
-            encode(&mut chunk, &delivery);
-            batched += 1;
-            next = waiting.take().or_else(|| {
-                (batched < MAX_BATCH)
-                    .then(|| self.subscription.try_next())
-                    .flatten()
-            });
-        }
-        (chunk.freeze(), messages, payload)
     }
 }
 

@@ -22,6 +22,7 @@ use crate::ratelimit::{self, allow, TokenBucket};
 use crate::room::{Delivery, Room, RoomError, Subscription};
 use crate::state::{AppState, Conn, RoomParam};
 use crate::stats::Limit;
+use crate::transport::delivery::Batch;
 use crate::transport::websocket::{self, close, within_write_timeout, End, Event, Link};
 use crate::transport::ReadQuery;
 use crate::wire_view::ws_text_frame;
@@ -32,9 +33,6 @@ use axum::response::Response;
 use futures_util::SinkExt;
 use serde::Deserialize;
 use std::sync::Arc;
-
-/// Deliveries queued into one flush at most.
-const MAX_BATCH: usize = 64;
 
 pub async fn upgrade(
     State(state): State<AppState>,
@@ -188,42 +186,25 @@ impl Session {
         }
     }
 
-    /// Queues `first` and every delivery already waiting, then flushes once.
-    /// Frames go straight into tungstenite's write buffer: nothing is
-    /// allocated per delivery on this path.
+    /// Queues `first` and every delivery already waiting (see
+    /// `delivery.rs`), then flushes once. Frames go straight into
+    /// tungstenite's write buffer: nothing is allocated per delivery here.
     async fn write_batch(&mut self, link: &mut Link, first: Delivery) -> Result<(), End> {
-        let (mut messages, mut payload) = (0u64, 0u64);
-        let mut last_message = None;
-        let subscription = &mut self.subscription;
+        let mut batch = Batch::new(&mut self.subscription, Some(first));
         let sink = link.sink();
         let feed_all = async {
-            let mut next = Some(first);
-            let mut fed = 0;
-            while let Some(delivery) = next {
+            for delivery in batch.by_ref() {
                 let json = match delivery {
-                    Delivery::Message(m) => {
-                        messages += 1;
-                        payload += m.json.len() as u64;
-                        let json = m.json.clone();
-                        last_message = Some(m);
-                        json
-                    }
+                    Delivery::Message(m) => m.json.clone(),
                     other => other.control_json().unwrap_or_default(),
                 };
                 sink.feed(text(json)).await?;
-                fed += 1;
-                next = if fed < MAX_BATCH {
-                    subscription.try_next()
-                } else {
-                    None
-                };
             }
             sink.flush().await
         };
         within_write_timeout(&self.state, feed_all).await?;
-        let tap = (self.state).delivered(&self.room, Transport::Ws, messages, payload);
-        if let (Some(tap), Some(m)) = (tap, last_message) {
-            tap.store_delivery(Transport::Ws, ws_text_frame(&m.json));
+        if let Some((tap, last)) = batch.delivered(&self.state, Transport::Ws) {
+            tap.store_delivery(Transport::Ws, ws_text_frame(&last.json));
         }
         Ok(())
     }
