@@ -3,12 +3,12 @@
 
 use crate::provenance::Provenance;
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Milliseconds at the usual quantiles of a histogram kept in microseconds.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Percentiles {
     pub count: u64,
     pub p50: f64,
@@ -39,7 +39,7 @@ impl Percentiles {
 
 /// The server's side of a run, from its own accounting (`/stats`) and,
 /// when loadgen started it, its process (`/proc`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServerFigures {
     /// Chat messages the server handed to this transport's clients in the
     /// measured window.
@@ -53,8 +53,9 @@ pub struct ServerFigures {
 }
 
 /// Everything one run measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunResult {
+    #[serde(deserialize_with = "transport_name")]
     pub transport: &'static str,
     /// Receivers asked for.
     pub clients: usize,
@@ -87,7 +88,10 @@ pub struct RunResult {
 }
 
 /// A whole loadgen invocation.
-#[derive(Debug, Clone, Serialize)]
+// The transport names are `&'static str`, so the derived impl asks for
+// `'de: 'static`; `read_json` meets it by reading through an owned `Value`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(bound(deserialize = "'de: 'static"))]
 pub struct Report {
     pub command: String,
     pub machine: String,
@@ -97,6 +101,17 @@ pub struct Report {
     pub load: String,
     pub workload: String,
     pub runs: Vec<RunResult>,
+}
+
+/// A transport's name read back from JSON, as the `&'static str` the
+/// client kinds use, so a `results.json` can be rendered again.
+fn transport_name<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    let name = String::deserialize(d)?;
+    crate::client::Kind::ALL
+        .iter()
+        .map(|k| k.name())
+        .find(|n| *n == name)
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown transport {name:?}")))
 }
 
 fn opt(value: Option<f64>, decimals: usize) -> String {
@@ -284,7 +299,8 @@ pub fn headline_table(runs: &[RunResult]) -> String {
     let mut out = format!(
         "A transport keeps up when it delivers at least {:.0}% of the deliveries \
          offered per second (messages/s x receivers). Latency is shown only for runs \
-         that kept up; the Results table below has every figure.\n",
+         that kept up; bytes per delivery and every other figure are in the Results table \
+         below.\n",
         KEPT_UP * 100.0
     );
     for n in client_counts(runs) {
@@ -296,8 +312,8 @@ pub fn headline_table(runs: &[RunResult]) -> String {
             out,
             "\n### At {n} clients\n\n{n} receivers in one room; {} sender(s) post {} \
              messages/s in total, {} B of text each: {} deliveries/s offered.\n\n\
-             | transport | delivered of offered | p50 | p99 | deliveries/s | out B/dlv | in B/dlv | req/dlv | CPU s/1k dlv | RSS KiB/client |\n\
-             | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+             | transport | delivered of offered | p50 | p99 | deliveries/s | req/dlv | CPU s/1k dlv | RSS KiB/client |\n\
+             | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
             first.senders,
             first.rate,
             first.size,
@@ -315,11 +331,9 @@ pub fn headline_table(runs: &[RunResult]) -> String {
             };
             let _ = writeln!(
                 out,
-                "| {name} | {:.0}% | {p50} | {p99} | {} | {:.1} | {:.1} | {:.3} | {} | {} |",
+                "| {name} | {:.0}% | {p50} | {p99} | {} | {:.3} | {} | {} |",
                 share * 100.0,
                 grouped(r.deliveries_per_sec),
-                r.server.wire_out_per_delivery,
-                r.server.wire_in_per_delivery,
                 r.server.requests_per_delivery,
                 opt(r.server.cpu_seconds_per_1000, 4),
                 opt(r.server.rss_per_client_kib, 1),
@@ -421,15 +435,32 @@ impl Report {
     /// `report.md`, `results.json` and the SVG charts in `dir`; the paths
     /// written.
     pub fn write_dir(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+        let json = dir.join("results.json");
+        self.write_json(&json)?;
+        let mut written = vec![json];
+        written.extend(self.render_dir(dir)?);
+        Ok(written)
+    }
+
+    /// `report.md` and the SVG charts in `dir`, from the figures alone (a
+    /// report read back from its `results.json` renders again this way,
+    /// leaving the JSON as it was measured); the paths written.
+    pub fn render_dir(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         std::fs::create_dir_all(dir)?;
         let charts = super::charts::write(dir, &self.runs).map_err(std::io::Error::other)?;
         let markdown = dir.join("report.md");
         std::fs::write(&markdown, self.markdown(&charts))?;
-        let json = dir.join("results.json");
-        self.write_json(&json)?;
-        let mut written = vec![markdown, json];
+        let mut written = vec![markdown];
         written.extend(charts.into_iter().map(|(path, _)| path));
         Ok(written)
+    }
+
+    /// A report written before, read back from its `results.json`.
+    pub fn read_json(path: &Path) -> std::io::Result<Self> {
+        let text = std::fs::read_to_string(path)?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(std::io::Error::other)?;
+        Self::deserialize(value).map_err(std::io::Error::other)
     }
 
     pub fn write_json(&self, path: &Path) -> std::io::Result<()> {
@@ -537,6 +568,28 @@ mod tests {
             "an overloaded run's latency is not shown"
         );
         assert!(!md.contains("At 20000"), "only counts every transport ran");
+    }
+
+    #[test]
+    fn a_report_reads_back_from_its_json() {
+        let report = Report::new(
+            "loadgen --clients 1000".into(),
+            "Workload: test.".into(),
+            vec![
+                run("ws", 1000, 20_048.0, 17.38),
+                run("poll", 1000, 18_235.0, 993.79),
+            ],
+        );
+        let path =
+            std::env::temp_dir().join(format!("skyrocket-report-{}.json", std::process::id()));
+        report.write_json(&path).unwrap();
+        let back = Report::read_json(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(back.runs[1].transport, "poll");
+        assert_eq!(back.markdown(&[]), report.markdown(&[]));
+        std::fs::write(&path, r#"{"runs":[{"transport":"carrier pigeon"}]}"#).unwrap();
+        assert!(Report::read_json(&path).is_err());
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]
