@@ -11,7 +11,9 @@
 //!   server's own wire view (`GET /rooms/{room}/wire`) captured;
 //! - works out `Sec-WebSocket-Accept` from the key the server saw, step by
 //!   step, and checks it three ways (ours, tungstenite's, the header);
-//! - provokes each close our server sends, with a raw client;
+//! - provokes each close our server sends, with a raw client (the cases are
+//!   in `closes.rs`, which `tests/slides.rs` runs again against a live
+//!   server to catch a committed sample that no longer matches);
 //! - records an SSE stream and a resume with `Last-Event-ID` on a raw socket;
 //! - takes a short-poll exchange from the server's wire view.
 //!
@@ -19,12 +21,13 @@
 //! crossed a socket. The slides quote its sections (`::include
 //! results/wire-sample.md#server-text-frame`).
 
+mod closes;
 mod frames;
 mod raw;
 
-use frames::{client_frame, describe, hexdump, Frame};
+use frames::{describe, hexdump, Frame};
 use futures_util::{SinkExt, StreamExt};
-use raw::{outcome, Conn, Outcome, SAMPLE_MASK};
+use raw::{Conn, Outcome};
 use sha1::{Digest, Sha1};
 use skyrocket::client::Target;
 use skyrocket::conn::{Counted, Recorder};
@@ -51,15 +54,7 @@ const PATIENCE: Duration = Duration::from_secs(10);
 
 #[tokio::main]
 async fn main() -> Fallible<()> {
-    let mut config = Config {
-        presence_interval: Duration::from_secs(3600),
-        ..Config::default()
-    };
-    // A ping right after connecting, so the session shows one; a short
-    // pong timeout, so the "never answers a ping" case ends quickly.
-    config.ws.ping_interval = Duration::from_millis(300);
-    config.ws.pong_timeout = Duration::from_secs(1);
-    config.sse.keepalive = Duration::from_secs(3600);
+    let config = closes::config();
     let max_message = config.ws.max_message;
     let server = Server::start(config).await?;
 
@@ -514,77 +509,17 @@ async fn short_poll(server: &Server, report: &mut String, sizes: &mut String) ->
     Ok(())
 }
 
-/// What our server closes with, provoked case by case with a raw client.
+/// What our server closes with, provoked case by case with a raw client;
+/// the last case stops the server.
 async fn close_codes(server: Server, max_message: usize, report: &mut String) -> Fallible<()> {
-    let addr = server.addr;
-    let is_error = |text: &str| text.contains(r#""type":"error""#);
-    let mut close = b"\x03\xe8".to_vec();
-    close.extend_from_slice(b"bye");
-    let too_big = max_message + 4096;
-    let cases: Vec<(String, Option<Vec<u8>>)> = vec![
-        (
-            "sends Close, code 1000".into(),
-            Some(client_frame(0x8, &close, Some(SAMPLE_MASK))),
-        ),
-        (
-            "sends text that is not UTF-8".into(),
-            Some(client_frame(0x1, b"\xff\xfe\xfd", Some(SAMPLE_MASK))),
-        ),
-        (
-            format!("sends {too_big} bytes (limit {max_message})"),
-            Some(client_frame(0x1, &vec![b'a'; too_big], Some(SAMPLE_MASK))),
-        ),
-        (
-            "sends a frame with no mask".into(),
-            Some(client_frame(
-                0x1,
-                br#"{"type":"send","user":"ada","text":"hi"}"#,
-                None,
-            )),
-        ),
-        (
-            "sends a binary frame".into(),
-            Some(client_frame(0x2, b"\x01\x02", Some(SAMPLE_MASK))),
-        ),
-        (
-            "sends text that is not a command".into(),
-            Some(client_frame(0x1, b"hello", Some(SAMPLE_MASK))),
-        ),
-        ("never answers the server's ping".into(), None),
-    ];
-    let mut table = String::from("| the client | the server | close code |\n| --- | --- | --- |\n");
-    for (what, frame) in cases {
-        let mut conn = raw::websocket(addr, "/rooms/probe/ws").await?;
-        if let Some(frame) = frame {
-            conn.send(&frame).await?;
-        }
-        let (answer, code) = outcome(&mut conn, is_error).await?.describe();
-        let _ = writeln!(table, "| {what} | {answer} | {code} |");
-    }
-    // Last, as it ends the server: a client connected at shutdown.
-    let mut conn = raw::websocket(addr, "/rooms/probe/ws").await?;
-    let hello = conn.frame().await?.ok_or("no hello")?;
-    if !hello.text().contains("hello") {
-        return Err("the session did not start".into());
-    }
+    let rows = closes::rows(server.addr, max_message).await?;
+    let mut conn = closes::at_shutdown(server.addr).await?;
     let _ = server.stop.send(());
-    let ended = outcome(&mut conn, |_| false).await?;
-    let (answer, code) = ended.describe();
-    let _ = writeln!(
-        table,
-        "| is there when the server stops | {answer} | {code} |"
-    );
+    let (last, ended) = closes::shutdown_row(&mut conn).await?;
     server.handle.await??;
     if !matches!(ended, Outcome::Closed(1001, _)) {
         return Err(format!("shutdown closed with {ended:?}, not 1001").into());
     }
-    section(
-        report,
-        "Close codes our server sent",
-        &format!(
-            "One raw-socket connection per row: the client does what the row says, then reads \
-             until the server answers or closes (pings every 300 ms, 1 s for a pong in this run).\n\n{table}"
-        ),
-    );
+    section(report, closes::TITLE, &closes::section(&rows, &last));
     Ok(())
 }
