@@ -11,6 +11,18 @@
 
 mod common;
 
+// The wire sample's own raw clients and close cases, so this test provokes
+// exactly what `cargo run --release --example wire_sample` recorded.
+#[allow(dead_code)]
+#[path = "../examples/wire_sample/closes.rs"]
+mod closes;
+#[allow(dead_code)]
+#[path = "../examples/wire_sample/frames.rs"]
+mod frames;
+#[allow(dead_code)]
+#[path = "../examples/wire_sample/raw.rs"]
+mod raw;
+
 use common::*;
 use skyrocket::slides::{excerpt, Deck};
 use std::path::{Path, PathBuf};
@@ -116,8 +128,8 @@ async fn every_slide_renders_with_its_title() {
 
     let titles = markdown_titles();
     assert!(
-        (25..=35).contains(&titles.len()),
-        "the talk should be 25 to 35 slides, it is {}",
+        SLIDES.contains(&titles.len()),
+        "the talk should be {SLIDES:?} slides, it is {}",
         titles.len()
     );
     let sections: Vec<&str> = html.split("<section class=\"slide\"").skip(1).collect();
@@ -139,6 +151,78 @@ async fn every_slide_renders_with_its_title() {
         !html.contains("class=\"problem\"") && !html.contains("deck-problems"),
         "the deck shows problems: {:?}",
         Deck::load(&repo()).unwrap().problems()
+    );
+}
+
+/// The slot: 45 minutes, the live demo's included, in 30 to 34 slides.
+const SLOT_MINUTES: f64 = 45.0;
+const SLIDES: std::ops::RangeInclusive<usize> = 30..=34;
+
+/// Each slide's notes as the Markdown has them: from its `???` line to
+/// the next title (empty when it has none).
+fn markdown_notes() -> Vec<String> {
+    let mut notes: Vec<Option<String>> = Vec::new();
+    for (_, text) in deck_sources() {
+        let mut open = false;
+        for line in prose_and_code(&text).0 {
+            if line.starts_with("# ") {
+                notes.push(None);
+                open = false;
+            } else if line.trim() == "???" {
+                open = true;
+                if let Some(last) = notes.last_mut() {
+                    *last = Some(String::new());
+                }
+            } else if open {
+                if let Some(Some(n)) = notes.last_mut() {
+                    n.push_str(line);
+                    n.push('\n');
+                }
+            }
+        }
+    }
+    notes.into_iter().map(Option::unwrap_or_default).collect()
+}
+
+/// The notes' timings, `(1.5 min)` at their start, add up to the slot,
+/// and the live demo has its time in it.
+#[test]
+fn the_talk_fits_its_slot() {
+    let titles = markdown_titles();
+    let notes = markdown_notes();
+    assert_eq!(notes.len(), titles.len());
+    let mut total = 0.0;
+    for (title, note) in titles.iter().zip(&notes) {
+        let first = note.trim_start().lines().next().unwrap_or("");
+        let minutes: f64 = first
+            .strip_prefix('(')
+            .and_then(|rest| rest.split_once(" min)"))
+            .and_then(|(m, _)| m.parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "the notes of \"{title}\" do not open with a timing like (1.5 min): {first:?}"
+                )
+            });
+        assert!(minutes > 0.0, "\"{title}\": {minutes} min");
+        if title.to_lowercase().contains("demo") {
+            assert!(
+                minutes >= 5.0,
+                "the live demo needs about 6 minutes, not {minutes}"
+            );
+        }
+        total += minutes;
+    }
+    assert!(
+        total <= SLOT_MINUTES,
+        "the notes' timings add up to {total} minutes, over the {SLOT_MINUTES}-minute slot"
+    );
+    assert!(SLIDES.contains(&titles.len()), "{} slides", titles.len());
+    // The renderer reads the same timings.
+    let deck = Deck::load(&repo()).unwrap();
+    assert!(
+        (deck.minutes() - total).abs() < 1e-9,
+        "{} against {total}",
+        deck.minutes()
     );
 }
 
@@ -286,17 +370,20 @@ fn a_stale_excerpt_or_a_missing_result_file_is_a_problem() {
     std::fs::create_dir_all(root.join("slides")).unwrap();
     std::fs::create_dir_all(root.join("src")).unwrap();
     std::fs::write(root.join("src/a.rs"), "fn main() {\n    run();\n}\n").unwrap();
-    let deck = "# Fine\n```rust src/a.rs\nfn main() {\n    run();\n```\n???\nnotes\n\
-                # Stale\n```rust src/a.rs\nfn main() {\n    walk();\n```\n\
-                # Missing\n::include results/gone.md#table\n\
-                # Dead link\n[gone](src/gone.rs)\n";
+    let deck = "# Fine\n```rust src/a.rs\nfn main() {\n    run();\n```\n???\n(1 min) notes\n\
+                # Stale\n```rust src/a.rs\nfn main() {\n    walk();\n```\n???\n(1 min)\n\
+                # Missing\n::include results/gone.md#table\n???\n(1 min)\n\
+                # Dead link\n[gone](src/gone.rs)\n???\n(1 min)\n\
+                # Untimed\n???\nAbout a minute.\n";
     std::fs::write(root.join("slides/01-test.md"), deck).unwrap();
     let loaded = Deck::load(&root).unwrap();
     let problems: Vec<usize> = loaded.slides.iter().map(|s| s.problems.len()).collect();
     std::fs::remove_dir_all(&root).unwrap();
-    assert_eq!(problems, [0, 1, 1, 1], "{:?}", loaded.problems());
+    assert_eq!(problems, [0, 1, 1, 1, 1], "{:?}", loaded.problems());
     assert!(loaded.slides[1].problems[0].contains("no longer matches"));
     assert!(loaded.slides[2].problems[0].contains("does not exist"));
+    assert!(loaded.slides[4].problems[0].contains("(1.5 min)"));
+    assert_eq!(loaded.minutes(), 4.0);
 }
 
 #[tokio::test]
@@ -387,6 +474,79 @@ fn the_wire_sample_on_the_slides_is_consistent() {
     let payload = std::str::from_utf8(&bytes[header.header_len..]).unwrap();
     assert_eq!(payload.len() as u64, header.payload_len);
     assert!(report.contains(&format!("The payload:\n\n```json\n{payload}\n```")));
+}
+
+/// A response head as lines, with the values that change from run to run
+/// (the date, a body's length) blanked.
+fn head_lines(head: &str) -> Vec<String> {
+    head.lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .map(|l| match l.split_once(':') {
+            Some((name, _))
+                if ["date", "content-length"].contains(&name.to_lowercase().as_str()) =>
+            {
+                format!("{}: ...", name.to_lowercase())
+            }
+            _ => l.to_owned(),
+        })
+        .collect()
+}
+
+/// The committed sample still says what the server does: the close cases
+/// run again against a live server must give the committed table row for
+/// row, and the response heads the slides show must carry the same
+/// headers. A change to the close handling or to the heads fails here
+/// until `cargo run --release --example wire_sample` is run again.
+#[tokio::test]
+async fn the_committed_wire_sample_is_what_the_server_does_now() {
+    let report = std::fs::read_to_string(repo().join("results/wire-sample.md")).unwrap();
+    let config = closes::config();
+    let max_message = config.ws.max_message;
+    let mut server = TestServer::with_config(config).await;
+
+    let sse = "GET /rooms/news/sse HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n";
+    let mut stream = raw::Conn::open(server.addr, sse).await.unwrap();
+    let head = within(PATIENCE, stream.head()).await.unwrap();
+    assert_eq!(
+        head_lines(&String::from_utf8_lossy(&head)),
+        head_lines(&report_block(&report, "SSE response head").join("\n")),
+        "the SSE response head changed: run the wire_sample example again"
+    );
+    drop(stream);
+    server
+        .target("board")
+        .send(&draft("ada", "hi"))
+        .await
+        .unwrap();
+    let poll = "GET /rooms/board/poll?since=0 HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut exchange = raw::Conn::open(server.addr, poll).await.unwrap();
+    let head = within(PATIENCE, exchange.head()).await.unwrap();
+    assert_eq!(
+        head_lines(&String::from_utf8_lossy(&head)),
+        head_lines(&report_block(&report, "Short poll response head").join("\n")),
+        "the short poll's response head changed: run the wire_sample example again"
+    );
+
+    let rows = within(PATIENCE, closes::rows(server.addr, max_message))
+        .await
+        .unwrap();
+    let mut conn = closes::at_shutdown(server.addr).await.unwrap();
+    let (_, last) = tokio::join!(server.shutdown(), closes::shutdown_row(&mut conn));
+    let (last, _) = last.unwrap();
+    let now = closes::section(&rows, &last);
+    let committed = skyrocket::slides::include::select(&report, "close-codes-our-server-sent")
+        .expect("results/wire-sample.md has its close codes section");
+    assert_eq!(
+        committed.trim(),
+        now.trim(),
+        "results/wire-sample.md no longer says how the server closes: \
+         run `cargo run --release --example wire_sample` again"
+    );
+    // What the slides say of it holds: the errors a peer causes get a code.
+    for code in ["| 1007 |", "| 1009 |", "| 1002 |", "| 1008 |", "| 1001 |"] {
+        assert!(now.contains(code), "no {code} row in\n{now}");
+    }
 }
 
 /// Runs headless Chromium on `url` and returns the DOM after its scripts

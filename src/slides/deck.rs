@@ -9,6 +9,9 @@
 //!   note to authors and is not shown;
 //! - a line `???` starts the slide's speaker notes, which run to the next
 //!   slide; they are shown only in the presenter view (`/slides?notes`);
+//! - the notes open with the slide's share of the talk, `(1.5 min)`: the
+//!   deck's length is the sum of them ([`Deck::minutes`]), so a re-cut that
+//!   no longer fits its slot shows in `tests/slides.rs`, not on stage;
 //! - a line starting `<!-- lead:` (to its `-->`) is a to-do for whoever
 //!   completes the deck: it is not on the slide, and the presenter view
 //!   lists it in a yellow box so it cannot be presented by accident.
@@ -41,6 +44,8 @@ pub struct Slide {
     pub notes_html: String,
     /// The `<!-- lead: ... -->` comments on this slide, as written.
     pub todos: Vec<String>,
+    /// Minutes planned for this slide, from its notes' `(1.5 min)`.
+    pub minutes: Option<f64>,
     /// What is wrong with this slide: a stale excerpt, a missing result
     /// file, a dead link. Empty in a deck fit to present.
     pub problems: Vec<String>,
@@ -67,6 +72,12 @@ impl Deck {
             let text = std::fs::read_to_string(root.join(&file))?;
             for raw in split(&text) {
                 let mut problems = Vec::new();
+                let minutes = timing(&raw.notes);
+                if minutes.is_none() {
+                    problems.push(
+                        "its speaker notes do not open with its timing, like `(1.5 min)`".into(),
+                    );
+                }
                 let body = results.expand(&raw.body, &mut problems);
                 let notes = results.expand(&raw.notes, &mut problems);
                 let html = markdown::to_html(&body, root, &mut problems);
@@ -79,6 +90,7 @@ impl Deck {
                     html,
                     notes_html,
                     todos: raw.todos,
+                    minutes,
                     problems,
                 });
             }
@@ -90,6 +102,11 @@ impl Deck {
             ));
         }
         Ok(Self { slides })
+    }
+
+    /// The planned length of the talk: the sum of the slides' timings.
+    pub fn minutes(&self) -> f64 {
+        self.slides.iter().filter_map(|s| s.minutes).sum()
     }
 
     /// The talk's title: the first slide's.
@@ -174,6 +191,13 @@ pub fn split(text: &str) -> Vec<RawSlide> {
     slides
 }
 
+/// The `(1.5 min)` that opens a slide's notes, in minutes.
+pub fn timing(notes: &str) -> Option<f64> {
+    let first = notes.lines().find(|l| !l.trim().is_empty())?.trim();
+    let inner = first.strip_prefix('(')?.split_once(" min)")?.0;
+    inner.parse::<f64>().ok().filter(|m| *m > 0.0)
+}
+
 /// A title without its inline Markdown marks, for attributes and lists.
 fn plain_title(title: &str) -> String {
     title.replace(['`', '*'], "")
@@ -199,6 +223,15 @@ mod tests {
         assert!(slides[1].body.ends_with("after\n"));
         assert_eq!(slides[1].todos, ["<!-- lead: add the table -->"]);
         assert_eq!(plain_title(&slides[1].title), "Two");
+    }
+
+    #[test]
+    fn notes_open_with_their_timing() {
+        assert_eq!(timing("\n(1.5 min) The loop.\n"), Some(1.5));
+        assert_eq!(timing("(6 min)\nScript:"), Some(6.0));
+        assert_eq!(timing("About 2 minutes."), None);
+        assert_eq!(timing("Text first.\n(2 min)"), None);
+        assert_eq!(timing("(0 min)"), None);
     }
 
     #[test]
