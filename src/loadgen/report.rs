@@ -96,11 +96,19 @@ pub struct Report {
     pub command: String,
     pub machine: String,
     pub date: String,
+    #[serde(default = "not_recorded")]
     pub commit: String,
     /// Load average when the runs started: how busy the machine already was.
+    #[serde(default = "not_recorded")]
     pub load: String,
     pub workload: String,
     pub runs: Vec<RunResult>,
+}
+
+/// What a report measured before commits and load were recorded says when
+/// it is rendered again.
+fn not_recorded() -> String {
+    "not recorded".into()
 }
 
 /// A transport's name read back from JSON, as the `&'static str` the
@@ -574,6 +582,7 @@ mod tests {
     fn a_report_reads_back_from_its_json() {
         let report = Report::new(
             "loadgen --clients 1000".into(),
+            Provenance::here("loadgen --clients 1000"),
             "Workload: test.".into(),
             vec![
                 run("ws", 1000, 20_048.0, 17.38),
@@ -587,6 +596,12 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         assert_eq!(back.runs[1].transport, "poll");
         assert_eq!(back.markdown(&[]), report.markdown(&[]));
+        // A report measured before commits and load were recorded says so.
+        let mut old: serde_json::Value = serde_json::to_value(&report).unwrap();
+        old.as_object_mut().unwrap().remove("commit");
+        std::fs::write(&path, old.to_string()).unwrap();
+        let back = Report::read_json(&path).unwrap();
+        assert!(back.markdown(&[]).contains("Commit: not recorded"));
         std::fs::write(&path, r#"{"runs":[{"transport":"carrier pigeon"}]}"#).unwrap();
         assert!(Report::read_json(&path).is_err());
         std::fs::remove_file(&path).unwrap();
