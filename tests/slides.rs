@@ -505,28 +505,29 @@ async fn the_committed_wire_sample_is_what_the_server_does_now() {
     let max_message = config.ws.max_message;
     let mut server = TestServer::with_config(config).await;
 
-    let sse = "GET /rooms/news/sse HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n";
-    let mut stream = raw::Conn::open(server.addr, sse).await.unwrap();
-    let head = within(PATIENCE, stream.head()).await.unwrap();
-    assert_eq!(
-        head_lines(&String::from_utf8_lossy(&head)),
-        head_lines(&report_block(&report, "SSE response head").join("\n")),
-        "the SSE response head changed: run the wire_sample example again"
-    );
-    drop(stream);
     server
         .target("board")
         .send(&draft("ada", "hi"))
         .await
         .unwrap();
-    let poll = "GET /rooms/board/poll?since=0 HTTP/1.1\r\nHost: x\r\n\r\n";
-    let mut exchange = raw::Conn::open(server.addr, poll).await.unwrap();
-    let head = within(PATIENCE, exchange.head()).await.unwrap();
-    assert_eq!(
-        head_lines(&String::from_utf8_lossy(&head)),
-        head_lines(&report_block(&report, "Short poll response head").join("\n")),
-        "the short poll's response head changed: run the wire_sample example again"
-    );
+    for (section, request) in [
+        (
+            "SSE response head",
+            "GET /rooms/news/sse HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n",
+        ),
+        (
+            "Short poll response head",
+            "GET /rooms/board/poll?since=0 HTTP/1.1\r\nHost: x\r\n\r\n",
+        ),
+    ] {
+        let mut conn = raw::Conn::open(server.addr, request).await.unwrap();
+        let head = within(PATIENCE, conn.head()).await.unwrap();
+        assert_eq!(
+            head_lines(&String::from_utf8_lossy(&head)),
+            head_lines(&report_block(&report, section).join("\n")),
+            "the {section} changed: run the wire_sample example again"
+        );
+    }
 
     let rows = within(PATIENCE, closes::rows(server.addr, max_message))
         .await
