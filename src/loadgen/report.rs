@@ -115,7 +115,7 @@ fn not_recorded() -> String {
 /// client kinds use, so a `results.json` can be rendered again.
 fn transport_name<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
     let name = String::deserialize(d)?;
-    crate::client::Kind::ALL
+    crate::message::Transport::RECEIVING
         .iter()
         .map(|k| k.name())
         .find(|n| *n == name)
