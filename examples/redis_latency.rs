@@ -4,6 +4,14 @@
 //!
 //! `cargo run --release --example redis_latency -- redis://127.0.0.1:6379 [MESSAGES]`
 //!
+//! `... -- redis://127.0.0.1:6379 MESSAGES 1,100,2000` asks instead how the
+//! hop scales with the number of active rooms: for each count N, N rooms
+//! each hold a WebSocket receiver on the receiving instance (so an instance
+//! on Redis reads N rooms' live feeds), 100 messages a second in all go to
+//! the N - 1 other rooms, and one room is measured as above, in memory and
+//! over Redis with the receiver on the other instance. It prints the
+//! provenance lines first, ready for `results/redis/`.
+//!
 //! Starts three servers in this process on 127.0.0.1:0: one in memory and
 //! two on the given Redis. For each case a WebSocket receiver waits in a
 //! fresh room; messages are POSTed one at a time, the next only once the
@@ -30,6 +38,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .next()
         .ok_or("usage: redis_latency REDIS_URL [MESSAGES]")?;
     let messages: usize = args.next().map_or(Ok(500), |n| n.parse())?;
+    if let Some(counts) = args.next() {
+        let counts = counts
+            .split(',')
+            .map(str::parse)
+            .collect::<Result<Vec<usize>, _>>()?;
+        return scaling(url, messages, &counts).await;
+    }
 
     let memory = start(Config::default()).await?;
     let redis_config = Config {
@@ -66,6 +81,87 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ms(&delivery, 0.99),
             ms(&delivery, 1.0),
         );
+    }
+    Ok(())
+}
+
+/// Background messages a second, over the rooms not measured.
+const BACKGROUND_RATE: u64 = 100;
+
+/// The hop's latency with N active rooms, for each N in `counts`.
+async fn scaling(
+    url: String,
+    messages: usize,
+    counts: &[usize],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let command = format!(
+        "cargo run --release --example redis_latency -- {url} {messages} {}",
+        counts
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    print!("{}", skyrocket::provenance::Provenance::here(&command).to_markdown());
+    let memory = start(Config::default()).await?;
+    let redis_config = Config {
+        redis: Some(url),
+        ..Config::default()
+    };
+    let a = start(redis_config.clone()).await?;
+    let b = start(redis_config).await?;
+    println!("\n{messages} messages per case, one at a time, after {WARMUP} warm-up messages;");
+    println!("{BACKGROUND_RATE} background messages a second over the other active rooms\n");
+    println!("| active rooms | case | send -> receive p50 / p90 / p99 / max |");
+    println!("| ---: | --- | ---: |");
+    for &n in counts {
+        for (name, sender, receiver) in [
+            ("memory, one instance", &memory, &memory),
+            ("redis, receiver on the other instance", &a, &b),
+        ] {
+            let run = format!("scale{n}-{}", now_millis());
+            let room = |i: usize| format!("{run}-{i}");
+            let mut others = tokio::task::JoinSet::new();
+            for i in 1..n.max(1) {
+                let mut socket =
+                    WsClient::connect(&Target::new(receiver, room(i)), &Resume::default()).await?;
+                others.spawn(async move { while socket.next_event().await.is_ok() {} });
+            }
+            let background = tokio::spawn({
+                let (sender, rooms) = (sender.clone(), n.max(1) - 1);
+                let run = run.clone();
+                async move {
+                    // One client, so the sends share keep-alive connections.
+                    let http = reqwest::Client::new();
+                    let mut tick =
+                        tokio::time::interval(Duration::from_micros(1_000_000 / BACKGROUND_RATE));
+                    for k in 0.. {
+                        tick.tick().await;
+                        if rooms == 0 {
+                            continue;
+                        }
+                        let url = format!("{sender}/rooms/{run}-{}/messages", 1 + k % rooms);
+                        let body = serde_json::json!({"user": "background", "text": k.to_string()});
+                        let _ = http.post(url).json(&body).send().await;
+                    }
+                }
+            });
+            let (_, delivery) = measure(
+                &Target::new(sender, room(0)),
+                &Target::new(receiver, room(0)),
+                messages,
+            )
+            .await?;
+            background.abort();
+            others.abort_all();
+            println!(
+                "| {n} | {name} | {} / {} / {} / {} |",
+                ms(&delivery, 0.5),
+                ms(&delivery, 0.9),
+                ms(&delivery, 0.99),
+                ms(&delivery, 1.0),
+            );
+        }
     }
     Ok(())
 }
