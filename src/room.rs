@@ -717,6 +717,9 @@ impl Subscription {
                 // falls between the two.
                 self.live = Some(self.room.feed.subscribe());
                 self.lagged = true;
+                // Now that it listens, make sure the feed is filled (a Redis
+                // room may have stopped being read since `subscribe`).
+                self.room.log.attach().await?;
                 continue;
             };
             match live.recv().await {

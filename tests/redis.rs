@@ -563,3 +563,116 @@ async fn two_binaries_started_as_the_readme_shows_share_a_room() {
     // Both are killed when dropped.
     drop((first, second));
 }
+
+/// A raw SSE subscriber: a request written on a socket, and what came back.
+struct RawSse {
+    stream: tokio::net::TcpStream,
+    seen: Vec<u8>,
+}
+
+impl RawSse {
+    /// Opens `room`'s stream and waits for its `hello`: by then the
+    /// instance reads the room live.
+    async fn open(server: &TestServer, room: &str) -> Self {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let request = format!("GET /rooms/{room}/sse HTTP/1.1\r\nHost: test\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut sse = Self {
+            stream,
+            seen: Vec::new(),
+        };
+        sse.wait_for("event: hello").await;
+        sse
+    }
+
+    async fn wait_for(&mut self, what: &str) {
+        use tokio::io::AsyncReadExt;
+        let found = |seen: &[u8]| seen.windows(what.len()).any(|w| w == what.as_bytes());
+        within(PATIENCE, async {
+            let mut buf = [0u8; 4096];
+            while !found(&self.seen) {
+                let n = self.stream.read(&mut buf).await.unwrap();
+                assert!(n > 0, "stream ended before {what:?}: {}", String::from_utf8_lossy(&self.seen));
+                self.seen.extend_from_slice(&buf[..n]);
+            }
+        })
+        .await;
+    }
+}
+
+/// How many clients Redis has, this test's own query connection included.
+async fn redis_clients(redis: &RedisServer) -> usize {
+    let client = ::redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let list: String = ::redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    list.lines().count()
+}
+
+#[tokio::test]
+async fn two_thousand_rooms_share_a_few_redis_connections_per_instance() {
+    use futures_util::StreamExt;
+    const ROOMS: usize = 2000;
+    // Two instances and 2000 subscribers in this process: about 8000
+    // descriptors, above a shell's usual soft limit.
+    skyrocket::config::raise_open_file_limit();
+    let Some(Pair { redis, a, b }) = pair("many-rooms", Persistence::None, quiet_config()).await
+    else {
+        return;
+    };
+    let idle = redis_clients(&redis).await;
+    // One subscriber per room, alternating instances, 64 opening at once.
+    let opened = futures_util::stream::iter(0..ROOMS)
+        .map(|i| {
+            let server = if i % 2 == 0 { &a } else { &b };
+            async move { RawSse::open(server, &format!("r{i}")).await }
+        })
+        .buffered(64)
+        .collect::<Vec<_>>();
+    let mut subscribers = within(PATIENCE * 3, opened).await;
+    let busy = redis_clients(&redis).await;
+    println!("redis clients: {idle} with no room read, {busy} with {ROOMS} rooms read");
+    // Per instance: the command connection and the pub/sub one. Before,
+    // each room read held a connection of its own (2000 here).
+    assert!(busy <= idle + 2, "{busy} redis clients for {ROOMS} rooms (idle: {idle})");
+    assert!(busy <= 1 + 2 * 3, "a small constant per instance: {busy}");
+
+    // Every room delivers, each message sent through the other instance.
+    let http = reqwest::Client::new();
+    let sent = futures_util::stream::iter(0..ROOMS)
+        .map(|i| {
+            let server = if i % 2 == 0 { &b } else { &a };
+            let url = format!("{}/rooms/r{i}/messages", server.base());
+            let body = serde_json::json!({"user": "ada", "text": format!("m{i}")});
+            let http = http.clone();
+            async move { http.post(url).json(&body).send().await.unwrap().status() }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>();
+    let statuses = within(PATIENCE * 3, sent).await;
+    assert!(statuses.iter().all(|s| s.as_u16() == 201), "every send accepted");
+    let received = futures_util::stream::iter(subscribers.iter_mut().enumerate())
+        .map(|(i, sse)| async move { sse.wait_for(&format!("\"text\":\"m{i}\"")).await })
+        .buffer_unordered(64)
+        .collect::<Vec<_>>();
+    assert_eq!(within(PATIENCE * 3, received).await.len(), ROOMS);
+
+    // With Redis really down, a new subscriber is told so.
+    let mut redis = redis;
+    redis.kill().await;
+    wait_health(&a, false).await;
+    let response = reqwest::get(format!("{}/rooms/new-room/sse", a.base()))
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    let body: serde_json::Value = response.json().await.unwrap();
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("message store unavailable: redis unreachable"),
+        "{error}"
+    );
+}

@@ -11,27 +11,41 @@
 //! sender encodes the message JSON once around a placeholder and the script
 //! splices the id in: every instance hands out the same bytes.
 //!
-//! # One reader per room per instance
-//! An instance does not read Redis per client. The first subscriber of a
-//! room on an instance starts one reader task ([`reader`]) that blocks in
-//! `XREAD BLOCK` on the room's stream from the last id it delivered, and
-//! pushes every entry into the room's local broadcast feed, which the
-//! room's WebSocket, SSE and poll clients already read. The reader stops
-//! once the room has had no subscriber for a whole block period.
+//! # Live: one pub/sub connection per instance, streams for history
+//! An instance does not read Redis per client, nor per room. The append
+//! script also publishes each message, with its id and epoch, on the room's
+//! channel, and each instance holds one pub/sub connection ([`live`]) on
+//! which it subscribes the rooms it has subscribers for, and hands what it
+//! hears to each room's window and local broadcast feed, which the room's
+//! WebSocket, SSE and poll clients already read. A room is unsubscribed once
+//! it has had no subscriber there for a sweep period (5 s). So an instance
+//! holds two Redis connections (commands and pub/sub) however many rooms
+//! are active: the earlier design, one task and one connection blocking in
+//! `XREAD BLOCK` per active room, held 302 Redis clients for 300 rooms and
+//! ran into Redis's `maxclients`.
 //!
-//! Every delivery comes through the reader, the sender's own included:
+//! Why pub/sub rather than one `XREAD BLOCK` over many streams: that command
+//! names every stream on each call, so each wake-up re-sends and re-registers
+//! all of an instance's rooms (O(rooms) work per batch, on both sides), and
+//! adding a room means interrupting the blocked read. A subscription is
+//! added or dropped without disturbing the others, and a message costs one
+//! publish however many rooms are read. Pub/sub is at most once, so the
+//! stream stays the source of truth: a room catches up from it after a
+//! reconnect, and fills from it any hole it hears (an id past the next).
+//! This is how Centrifugo splits it too. Measured in
+//! `results/redis/shared-reader.md`.
+//!
+//! Every delivery comes through the channel, the sender's own included:
 //! the send path only appends. So a message is never delivered twice (once
-//! locally, once from the stream) and every instance delivers in stream
-//! order. The price: a local receiver waits for Redis too. Redis wakes the
-//! blocked `XREAD` in the same turn as it answers the send's script, so on
-//! loopback a local receiver has the message about 0.01 ms after the
-//! sender's `201`, and about 0.13 ms later than with the memory backbone at
-//! the median (`examples/redis_latency.rs`, `results/redis-latency.md`).
+//! locally, once from Redis) and every instance delivers in id order. The
+//! price: a local receiver waits for Redis too, which publishes in the same
+//! turn as it answers the send's script (`examples/redis_latency.rs`,
+//! `results/redis-latency.md`).
 //!
 //! # History and resume, answered locally
-//! The reader also keeps the room's recent messages in a local window
+//! Each room read live keeps its recent messages in a local window
 //! ([`crate::backbone::history::History`], `history` messages, filled from
-//! the stream when the reader starts). A resume, a poll or a resync whose
+//! the stream when its reading starts). A resume, a poll or a resync whose
 //! cursor the window covers is answered from it without a Redis read; an
 //! older cursor, or one newer than the window (a client that heard of a
 //! newer id on another instance) reads the stream with `XRANGE`. The stream
@@ -44,10 +58,11 @@
 //! The epoch of a room life is stored in Redis and created by whichever
 //! script finds it missing. If Redis loses its data (it ran without
 //! persistence and restarted), the next script creates a new epoch; each
-//! reader checks the life when it reconnects and every 5 s (a Redis flushed
-//! under a live connection), and on a change sends a `reset` into the feed,
-//! so every client drops its old cursor and reads the new life from its
-//! start (CONTRACT.md, "Restarts: epochs"). If Redis comes back with *older* data in the same
+//! room checks the life when the pub/sub connection comes back, and every
+//! published message names its life (so a Redis flushed under a live
+//! connection is noticed with the next message), and on a change sends a
+//! `reset` into the feed, so every client drops its old cursor and reads the
+//! new life from its start (CONTRACT.md, "Restarts: epochs"). If Redis comes back with *older* data in the same
 //! epoch (the counter is below what the reader already delivered), the
 //! script starts a new life too: ids clients hold would otherwise be reused.
 //!
@@ -58,8 +73,9 @@
 //! hanging: nothing is accepted and then lost. (A send whose reply was lost
 //! in flight is in doubt; a client that retries with the same `client_id`
 //! can recognise its own message.) Connected receivers stay connected: the
-//! reader retries with a backoff of 100 ms doubling to 2 s and resumes from
-//! the last id it delivered, and reads the window meanwhile. `/healthz`
+//! pub/sub connection retries with a backoff of 100 ms doubling to 2 s, and
+//! every room then catches up from the last id it delivered; polls read the
+//! window meanwhile. A new subscriber while it is down gets the 503. `/healthz`
 //! pings Redis and answers `503 {"status":"degraded","backbone":"redis
 //! unreachable: ..."}` while it does not answer.
 //!
@@ -67,9 +83,9 @@
 //! See [`presence`]: each instance writes its own counts per room into a
 //! hash on the presence tick, and adds the others' fresh entries.
 
+mod live;
 mod log;
 mod presence;
-mod reader;
 pub mod scripts;
 
 pub use log::RedisLog;
@@ -77,8 +93,7 @@ pub use log::RedisLog;
 use super::feed::Feed;
 use super::{BackboneError, RoomEvent};
 use crate::message::Online;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::AsyncConnectionConfig;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -113,6 +128,16 @@ struct Inner {
     config: RedisConfig,
     /// This instance's field in the presence hashes.
     instance: String,
+    /// The pub/sub connection and the rooms read through it.
+    live: live::Live,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The live task holds the backbone weakly; this ends it now rather
+        // than at its next message.
+        self.live.stop.cancel();
+    }
 }
 
 impl std::fmt::Debug for Inner {
@@ -137,15 +162,24 @@ impl RedisBackbone {
         let commands = ConnectionManager::new_with_config(client.clone(), manager_config)
             .await
             .map_err(scripts::unavailable)?;
+        let pubsub = live::connect(&client)
+            .await
+            .map_err(scripts::unavailable)?;
         let instance = format!("{}-{}", std::process::id(), super::new_epoch());
-        Ok(Self {
-            inner: Arc::new(Inner {
-                client,
-                commands,
-                config,
-                instance,
-            }),
-        })
+        let inner = Arc::new(Inner {
+            client,
+            commands,
+            config,
+            instance,
+            live: live::Live::default(),
+        });
+        tokio::spawn(live::run(Arc::downgrade(&inner), pubsub));
+        Ok(Self { inner })
+    }
+
+    /// Rooms this instance reads live now.
+    pub fn rooms_read(&self) -> usize {
+        self.inner.live.rooms_read()
     }
 
     pub fn open(&self, room: &str, feed: Arc<Feed<RoomEvent>>) -> RedisLog {
@@ -183,18 +217,5 @@ where
     match command(commands.clone()).await {
         Err(e) if e.is_io_error() || e.is_connection_dropped() => command(commands.clone()).await,
         result => result,
-    }
-}
-
-impl Inner {
-    /// A connection of the reader's own: `XREAD BLOCK` holds its connection
-    /// until it returns, so it cannot share the pipelined one.
-    async fn blocking_connection(&self) -> redis::RedisResult<MultiplexedConnection> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(reader::BLOCK + RESPONSE_TIMEOUT));
-        self.client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
     }
 }

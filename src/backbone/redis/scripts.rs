@@ -7,7 +7,9 @@
 //!   instances number from;
 //! - `skyrocket:{room}:log`: the stream, entry `<id>-0` holding field `json`
 //!   (the message object, id included), trimmed with `MAXLEN ~ history`;
-//! - `skyrocket:{room}:online`: presence, one hash field per instance.
+//! - `skyrocket:{room}:online`: presence, one hash field per instance;
+//! - `skyrocket:{room}:live`: a pub/sub channel (not a key) on which the
+//!   append script publishes each message as `<id> <epoch> <json>`.
 //!
 //! Why scripts: two instances that `INCR` and then `XADD` as two commands
 //! can interleave (A gets 7, B gets 8, B adds 8, A's 7 is then refused as
@@ -29,6 +31,8 @@ pub struct Keys {
     pub seq: String,
     pub log: String,
     pub online: String,
+    /// The pub/sub channel of live messages.
+    pub live: String,
 }
 
 impl Keys {
@@ -40,23 +44,29 @@ impl Keys {
             seq: key("seq"),
             log: key("log"),
             online: key("online"),
+            live: key("live"),
         }
     }
 }
 
 /// Creates the life if there is none, takes the next id, appends the
-/// message with that id spliced into its JSON, and returns the id.
+/// message with that id spliced into its JSON, publishes it with its id and
+/// epoch on the room's channel (in the same atomic step, so the channel
+/// carries a life's ids in order), and returns the id.
 static APPEND: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 -- KEYS: epoch, seq, log. ARGV: JSON before the id, JSON after it,
--- an epoch for a new life, history to retain.
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('SET', KEYS[1], ARGV[3])
+-- an epoch for a new life, history to retain, the live channel.
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+  epoch = ARGV[3]
+  redis.call('SET', KEYS[1], epoch)
 end
 local id = string.format('%d', redis.call('INCR', KEYS[2]))
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], id .. '-0',
-  'json', ARGV[1] .. id .. ARGV[2])
+local json = ARGV[1] .. id .. ARGV[2]
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], id .. '-0', 'json', json)
+redis.call('PUBLISH', ARGV[5], id .. ' ' .. epoch .. ' ' .. json)
 return id
 ",
     )
@@ -146,6 +156,7 @@ pub async fn append(
         .arg(template.tail.as_ref())
         .arg(new_epoch().as_ref())
         .arg(history)
+        .arg(&keys.live)
         .invoke_async(conn)
         .await?;
     id.parse()
