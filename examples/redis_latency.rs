@@ -38,21 +38,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .next()
         .ok_or("usage: redis_latency REDIS_URL [MESSAGES]")?;
     let messages: usize = args.next().map_or(Ok(500), |n| n.parse())?;
-    if let Some(counts) = args.next() {
-        let counts = counts
-            .split(',')
-            .map(str::parse)
-            .collect::<Result<Vec<usize>, _>>()?;
-        return scaling(url, messages, &counts).await;
-    }
+    let counts = args.next();
 
     let memory = start(Config::default()).await?;
     let redis_config = Config {
-        redis: Some(url),
+        redis: Some(url.clone()),
         ..Config::default()
     };
     let a = start(redis_config.clone()).await?;
     let b = start(redis_config).await?;
+    if let Some(counts) = counts {
+        let counts = counts
+            .split(',')
+            .map(str::parse)
+            .collect::<Result<Vec<usize>, _>>()?;
+        return scaling(&url, [&memory, &a, &b], messages, &counts).await;
+    }
 
     // A room name of this run's own, so an earlier run's history in Redis
     // does not matter.
@@ -90,7 +91,8 @@ const BACKGROUND_RATE: u64 = 100;
 
 /// The hop's latency with N active rooms, for each N in `counts`.
 async fn scaling(
-    url: String,
+    url: &str,
+    [memory, a, b]: [&String; 3],
     messages: usize,
     counts: &[usize],
 ) -> Result<(), Box<dyn std::error::Error>> {
@@ -102,22 +104,18 @@ async fn scaling(
             .collect::<Vec<_>>()
             .join(",")
     );
-    print!("{}", skyrocket::provenance::Provenance::here(&command).to_markdown());
-    let memory = start(Config::default()).await?;
-    let redis_config = Config {
-        redis: Some(url),
-        ..Config::default()
-    };
-    let a = start(redis_config.clone()).await?;
-    let b = start(redis_config).await?;
+    print!(
+        "{}",
+        skyrocket::provenance::Provenance::here(&command).to_markdown()
+    );
     println!("\n{messages} messages per case, one at a time, after {WARMUP} warm-up messages;");
     println!("{BACKGROUND_RATE} background messages a second over the other active rooms\n");
     println!("| active rooms | case | send -> receive p50 / p90 / p99 / max |");
     println!("| ---: | --- | ---: |");
     for &n in counts {
         for (name, sender, receiver) in [
-            ("memory, one instance", &memory, &memory),
-            ("redis, receiver on the other instance", &a, &b),
+            ("memory, one instance", memory, memory),
+            ("redis, receiver on the other instance", a, b),
         ] {
             let run = format!("scale{n}-{}", now_millis());
             let room = |i: usize| format!("{run}-{i}");

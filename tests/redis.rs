@@ -593,7 +593,11 @@ impl RawSse {
             let mut buf = [0u8; 4096];
             while !found(&self.seen) {
                 let n = self.stream.read(&mut buf).await.unwrap();
-                assert!(n > 0, "stream ended before {what:?}: {}", String::from_utf8_lossy(&self.seen));
+                assert!(
+                    n > 0,
+                    "stream ended before {what:?}: {}",
+                    String::from_utf8_lossy(&self.seen)
+                );
                 self.seen.extend_from_slice(&buf[..n]);
             }
         })
@@ -638,7 +642,10 @@ async fn two_thousand_rooms_share_a_few_redis_connections_per_instance() {
     println!("redis clients: {idle} with no room read, {busy} with {ROOMS} rooms read");
     // Per instance: the command connection and the pub/sub one. Before,
     // each room read held a connection of its own (2000 here).
-    assert!(busy <= idle + 2, "{busy} redis clients for {ROOMS} rooms (idle: {idle})");
+    assert!(
+        busy <= idle + 2,
+        "{busy} redis clients for {ROOMS} rooms (idle: {idle})"
+    );
     assert!(busy <= 1 + 2 * 3, "a small constant per instance: {busy}");
 
     // Every room delivers, each message sent through the other instance.
@@ -654,7 +661,10 @@ async fn two_thousand_rooms_share_a_few_redis_connections_per_instance() {
         .buffer_unordered(32)
         .collect::<Vec<_>>();
     let statuses = within(PATIENCE * 3, sent).await;
-    assert!(statuses.iter().all(|s| s.as_u16() == 201), "every send accepted");
+    assert!(
+        statuses.iter().all(|s| s.as_u16() == 201),
+        "every send accepted"
+    );
     let received = futures_util::stream::iter(subscribers.iter_mut().enumerate())
         .map(|(i, sse)| async move { sse.wait_for(&format!("\"text\":\"m{i}\"")).await })
         .buffer_unordered(64)

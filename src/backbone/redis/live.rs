@@ -123,7 +123,10 @@ impl Live {
         if unwanted.is_empty() {
             return;
         }
-        tracing::debug!(rooms = unwanted.len(), "stopped reading rooms without subscribers");
+        tracing::debug!(
+            rooms = unwanted.len(),
+            "stopped reading rooms without subscribers"
+        );
         if let Some(mut sink) = self.sink() {
             for chunk in unwanted.chunks(CHUNK) {
                 // A failure means the connection is gone, and with it every
@@ -157,7 +160,9 @@ pub(super) async fn run(inner: Weak<Inner>, first: redis::aio::PubSub) {
     let mut backoff = BACKOFF_MIN;
     let mut reconnected = false;
     loop {
-        let Some(strong) = inner.upgrade() else { return };
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
         let stop = strong.live.stop.clone();
         let pubsub = match connection.take() {
             Some(pubsub) => pubsub,
@@ -237,7 +242,10 @@ fn dispatch(inner: &Inner, message: &redis::Msg) {
         return;
     };
     let Some(heard) = parse(message.get_payload_bytes()) else {
-        tracing::warn!(channel = message.get_channel_name(), "skipped a message that is not ours");
+        tracing::warn!(
+            channel = message.get_channel_name(),
+            "skipped a message that is not ours"
+        );
         return;
     };
     if shared.hear(heard) {

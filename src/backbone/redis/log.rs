@@ -156,7 +156,9 @@ impl RedisLog {
                 // cannot leave the phase at `Starting`.
                 let start = tokio::spawn(Shared::start(Arc::clone(&self.shared)));
                 return start.await.unwrap_or_else(|e| {
-                    Err(BackboneError::Unavailable(format!("reader start failed: {e}")))
+                    Err(BackboneError::Unavailable(format!(
+                        "reader start failed: {e}"
+                    )))
                 });
             }
             started.await;
@@ -392,7 +394,10 @@ impl Shared {
         // Checked under the lock a new subscriber's `attach` takes, after
         // that subscriber joined the feed: either we see it here, or it
         // sees `Stopped` and starts again.
-        if state.wanted || self.feed.receiver_count() > 0 || matches!(state.phase, Phase::Starting(_)) {
+        if state.wanted
+            || self.feed.receiver_count() > 0
+            || matches!(state.phase, Phase::Starting(_))
+        {
             state.wanted = false;
             return false;
         }

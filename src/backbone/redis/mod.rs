@@ -162,9 +162,7 @@ impl RedisBackbone {
         let commands = ConnectionManager::new_with_config(client.clone(), manager_config)
             .await
             .map_err(scripts::unavailable)?;
-        let pubsub = live::connect(&client)
-            .await
-            .map_err(scripts::unavailable)?;
+        let pubsub = live::connect(&client).await.map_err(scripts::unavailable)?;
         let instance = format!("{}-{}", std::process::id(), super::new_epoch());
         let inner = Arc::new(Inner {
             client,
