@@ -13,6 +13,8 @@
 //! a poll one response body. Short polling is one poll cycle, as in
 //! `roundtrip`. Bytes on the wire at each size are in `wire_bytes`.
 //!
+//! `payload/{ws,sse,longpoll,poll}-h2/*`: the same over HTTPS with HTTP/2.
+//!
 //! What they don't: a real network's bandwidth and RTT, where 64 KiB takes
 //! several round trips of TCP's congestion window and the difference
 //! between transports shrinks next to the transfer itself.
@@ -24,6 +26,7 @@ use criterion::{
     criterion_group, criterion_main, AxisScale, BenchmarkId, Criterion, PlotConfiguration,
     Throughput,
 };
+use skyrocket::client::Connect;
 use skyrocket::message::Transport;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,15 +39,24 @@ fn payload(c: &mut Criterion) {
     // comparison chart, or the small values collapse onto the axis.
     group.plot_config(PlotConfiguration::default().summary_scale(AxisScale::Logarithmic));
     group.measurement_time(Duration::from_secs(2));
-    for kind in Transport::RECEIVING {
-        let room = format!("payload-{}", kind.name());
-        let audience = Arc::new(rt.block_on(Audience::roundtrip(kind, &base, &room)));
-        for (bytes, name) in PAYLOADS {
-            let draft = common::draft(bytes);
-            group.throughput(Throughput::Bytes(bytes as u64));
-            group.bench_with_input(BenchmarkId::new(kind.name(), name), &bytes, |b, _| {
-                common::bench_deliveries(b, &rt, &audience, &draft)
-            });
+    let (base_h2, h2) = common::start_server_h2(&rt);
+    let variants = [
+        (base.as_str(), Connect::default(), ""),
+        (base_h2.as_str(), h2, "-h2"),
+    ];
+    for (base, connect, suffix) in &variants {
+        for kind in Transport::RECEIVING {
+            let room = format!("payload-{}{suffix}", kind.name());
+            let audience = rt.block_on(Audience::roundtrip_with(kind, base, &room, connect));
+            let audience = Arc::new(audience);
+            let id = format!("{}{suffix}", kind.name());
+            for (bytes, name) in PAYLOADS {
+                let draft = common::draft(bytes);
+                group.throughput(Throughput::Bytes(bytes as u64));
+                group.bench_with_input(BenchmarkId::new(&id, name), &bytes, |b, _| {
+                    common::bench_deliveries(b, &rt, &audience, &draft)
+                });
+            }
         }
     }
     group.finish();

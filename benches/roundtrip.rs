@@ -15,6 +15,11 @@
 //! its interval on average (+500 ms at a 1 s interval), which dwarfs
 //! everything measured here.
 //!
+//! `roundtrip/{ws,sse,longpoll,poll}-h2`: the same over HTTPS with HTTP/2
+//! (the WebSocket by RFC 8441 on a stream; the POST and the stream or poll
+//! on one connection). The difference to the plain ids is TLS and HTTP/2
+//! framing together; the connection is already open in both.
+//!
 //! What they don't: latency over a real network (loopback has no RTT to
 //! speak of, so request counts matter far more on a real link), under load,
 //! or with a browser's client stack.
@@ -37,6 +42,15 @@ fn roundtrip(c: &mut Criterion) {
         let room = format!("roundtrip-{}", kind.name());
         let audience = Arc::new(rt.block_on(Audience::roundtrip(kind, &base, &room)));
         group.bench_function(kind.name(), |b| {
+            common::bench_deliveries(b, &rt, &audience, &draft)
+        });
+    }
+    let (base_h2, h2) = common::start_server_h2(&rt);
+    for kind in Transport::RECEIVING {
+        let room = format!("roundtrip-{}-h2", kind.name());
+        let audience = rt.block_on(Audience::roundtrip_with(kind, &base_h2, &room, &h2));
+        let audience = Arc::new(audience);
+        group.bench_function(format!("{}-h2", kind.name()), |b| {
             common::bench_deliveries(b, &rt, &audience, &draft)
         });
     }

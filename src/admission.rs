@@ -19,7 +19,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
@@ -150,7 +150,11 @@ impl Admission {
     }
 }
 
-async fn answer_and_close(mut stream: TcpStream, response: String) -> std::io::Result<()> {
+/// Writes `response` and closes, reading what the client sends meanwhile.
+pub async fn answer_and_close<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    response: String,
+) -> std::io::Result<()> {
     stream.write_all(response.as_bytes()).await?;
     stream.shutdown().await?;
     // Read the request (and anything else) until the client closes: closing
@@ -158,6 +162,13 @@ async fn answer_and_close(mut stream: TcpStream, response: String) -> std::io::R
     let mut sink = [0u8; 1024];
     while stream.read(&mut sink).await? > 0 {}
     Ok(())
+}
+
+impl Slot {
+    /// The limits this connection was admitted under.
+    pub fn limits(&self) -> &ConnectionLimits {
+        self.admission.limits()
+    }
 }
 
 impl Drop for Slot {
@@ -188,6 +199,7 @@ mod tests {
                 send_buffer: 0,
                 write_stall: std::time::Duration::from_secs(10),
                 http_buffer: 64 * 1024,
+                ..ConnectionLimits::default()
             },
             Arc::default(),
         ))

@@ -5,24 +5,19 @@ use crate::backbone::BackboneError;
 use crate::conn::ConnInfo;
 use crate::error::ApiError;
 use crate::message::Transport;
+use crate::routes::{self, MESSAGES, POLL, SSE, WS};
 use crate::state::{AppState, RoomParam};
 use crate::stats::Limit;
 use crate::transport::websocket::{chat, echo};
 use crate::transport::{poll, send, sse};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Query, Request, State};
-use axum::http::{header, Method};
+use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use std::sync::Arc;
-
-// The room routes, named once for the router and the byte accounting.
-const MESSAGES: &str = "/rooms/{room}/messages";
-const WS: &str = "/rooms/{room}/ws";
-const SSE: &str = "/rooms/{room}/sse";
-const POLL: &str = "/rooms/{room}/poll";
 
 pub fn app(state: AppState) -> Router {
     // What a page on another site could use with the visitor's cookies:
@@ -35,11 +30,13 @@ pub fn app(state: AppState) -> Router {
                 send::read_body_in_time,
             )),
         )
-        .route(WS, get(chat::upgrade))
+        // CONNECT too: a WebSocket over HTTP/2 is an extended CONNECT
+        // (RFC 8441), which axum's `WebSocketUpgrade` accepts.
+        .route(WS, get(chat::upgrade).connect(chat::upgrade))
         .route(SSE, get(sse::stream))
         .route(POLL, get(poll::poll))
         .route("/rooms/{room}/wire", get(wire_view))
-        .route("/echo/ws", get(echo::upgrade))
+        .route("/echo/ws", get(echo::upgrade).connect(echo::upgrade))
         .route_layer(middleware::from_fn_with_state(state.clone(), check_origin));
     Router::new()
         .route("/", get(demo_page))
@@ -79,34 +76,13 @@ async fn account(request: Request, next: Next) -> Response {
     response
 }
 
-/// The transport of a request the router matched: a room route by its
-/// method, a poll by its `wait` (as `poll.rs` reads it); anything else
-/// (the page, `/stats`, the echo socket, 404s) is `Other`.
+/// The transport of a request the router matched (see `routes.rs`).
 fn transport_of(request: &Request) -> Transport {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str());
-    match (request.method(), route) {
-        (&Method::GET, Some(WS)) => Transport::Ws,
-        (&Method::GET, Some(SSE)) => Transport::Sse,
-        (&Method::POST, Some(MESSAGES)) => Transport::Send,
-        (&Method::GET, Some(POLL)) => {
-            let waits = request
-                .uri()
-                .query()
-                .unwrap_or("")
-                .split('&')
-                .filter_map(|kv| kv.strip_prefix("wait="))
-                .any(|v| v.parse::<u64>().is_ok_and(|w| w > 0));
-            if waits {
-                Transport::LongPoll
-            } else {
-                Transport::Poll
-            }
-        }
-        _ => Transport::Other,
-    }
+    routes::transport_of(request.method(), route, request.uri().query())
 }
 
 /// Refuses a request from a page whose `Origin` is not allowed (see

@@ -11,6 +11,7 @@
 //! comes from `Config::default()`, so there is one source for them.
 
 use crate::config::{self, RateLimit};
+use crate::tls::{Identity, ServerTls};
 use crate::{AppState, Config};
 use clap::Parser;
 use std::io::Write;
@@ -132,6 +133,28 @@ pub struct ServerArgs {
     /// `redis://127.0.0.1:6379`. Without it, rooms live in this process.
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
+    /// Serve HTTPS: HTTP/2 and HTTP/1.1 (ALPN), WebSockets over both. With
+    /// no --cert, a self-signed certificate for localhost is made at start.
+    #[arg(long)]
+    tls: bool,
+    /// The certificate chain (PEM) for --tls.
+    #[arg(long, value_name = "PEM", requires = "key")]
+    cert: Option<std::path::PathBuf>,
+    /// The certificate's private key (PEM) for --tls.
+    #[arg(long, value_name = "PEM", requires = "cert")]
+    key: Option<std::path::PathBuf>,
+    /// With --tls, offer only HTTP/1.1 (no HTTP/2), for comparisons.
+    #[arg(long)]
+    http1_only: bool,
+    /// HTTP/2: streams one connection may have open at once.
+    #[arg(long, default_value_t = defaults().connections.h2_max_streams)]
+    h2_max_streams: u32,
+    /// HTTP/2: stream resets per second one connection may send (0: no limit).
+    #[arg(long, default_value_t = defaults().connections.h2_reset_rate.per_second)]
+    h2_reset_rate: u32,
+    /// HTTP/2: stream resets one connection may send in a burst.
+    #[arg(long, default_value_t = defaults().connections.h2_reset_rate.burst)]
+    h2_reset_burst: u32,
 }
 
 impl ServerArgs {
@@ -177,7 +200,34 @@ impl ServerArgs {
         connections.write_stall = Duration::from_secs(self.write_stall_secs.max(1));
         connections.http_buffer = self.http_buffer_bytes;
         connections.limit_loopback = self.limit_loopback;
+        connections.h2_max_streams = self.h2_max_streams.max(1);
+        connections.h2_reset_rate = RateLimit {
+            per_second: self.h2_reset_rate,
+            burst: self.h2_reset_burst,
+        };
         config
+    }
+
+    /// The TLS settings the flags ask for: `--cert`/`--key` turn TLS on
+    /// too. `None` serves plain HTTP.
+    pub fn server_tls(&self) -> std::io::Result<Option<ServerTls>> {
+        let on = self.tls || self.cert.is_some();
+        if !on {
+            if self.http1_only {
+                return Err(std::io::Error::other(
+                    "--http1-only applies to --tls (plain HTTP is HTTP/1.1 only already)",
+                ));
+            }
+            return Ok(None);
+        }
+        let identity = match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => Identity::from_pem_files(cert, key),
+            _ => Identity::self_signed(),
+        };
+        identity
+            .and_then(|identity| ServerTls::new(identity, self.http1_only))
+            .map(Some)
+            .map_err(|e| std::io::Error::other(format!("cannot start: {e}")))
     }
 }
 
@@ -199,7 +249,9 @@ pub async fn serve(args: ServerArgs) -> std::io::Result<()> {
     let open_files = config::raise_open_file_limit();
     // With --redis, Redis is reached now: a wrong URL is a clear error at
     // startup, not a server answering 503 to everything.
-    let config = args.config();
+    let mut config = args.config();
+    config.tls = args.server_tls()?;
+    let tls = config.tls.clone();
     let max_connections = config.connections.max;
     let state = AppState::connect(config)
         .await
@@ -217,10 +269,14 @@ pub async fn serve(args: ServerArgs) -> std::io::Result<()> {
     // A closed stdout (a parent that stopped reading) must not stop the
     // server, so write errors are ignored rather than panicking in println!.
     let mut out = std::io::stdout();
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let _ = writeln!(
         out,
-        "Skyrocket is up.\n  demo page: http://{addr}/\n  slides:    http://{addr}/slides\n  stats:     http://{addr}/stats"
+        "Skyrocket is up.\n  demo page: {scheme}://{addr}/\n  slides:    {scheme}://{addr}/slides\n  stats:     {scheme}://{addr}/stats"
     );
+    if let Some(tls) = &tls {
+        let _ = write!(out, "{}", tls.how_to_trust(addr));
+    }
     let _ = out.flush();
     crate::run(listener, state, crate::server::shutdown_signal()).await?;
     tracing::info!("shut down cleanly");

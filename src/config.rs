@@ -33,6 +33,9 @@ pub struct Config {
     /// Origins allowed besides the server's own and loopback pages
     /// (`scheme://host[:port]`, or `*` for any).
     pub allowed_origins: Vec<String>,
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1) with this certificate; `None`
+    /// serves plain HTTP/1.1.
+    pub tls: Option<crate::tls::ServerTls>,
     pub rooms: RoomLimits,
 }
 
@@ -116,6 +119,12 @@ pub struct ConnectionLimits {
     /// push rates on purpose. Turn it on behind a reverse proxy on the same
     /// host, where every client arrives from loopback.
     pub limit_loopback: bool,
+    /// HTTP/2: streams one connection may have open at once (its
+    /// SETTINGS_MAX_CONCURRENT_STREAMS); a stream beyond is refused.
+    pub h2_max_streams: u32,
+    /// HTTP/2: streams a client may reset (RST_STREAM); a client over the
+    /// rate and burst ("rapid reset") is disconnected.
+    pub h2_reset_rate: RateLimit,
 }
 
 /// A token bucket: `per_second` sustained, `burst` at once; 0 turns it off.
@@ -155,6 +164,7 @@ impl Default for Config {
                 burst: 20,
             },
             allowed_origins: Vec::new(),
+            tls: None,
             rooms: RoomLimits::default(),
         }
     }
@@ -211,6 +221,15 @@ impl Default for ConnectionLimits {
             write_stall: Duration::from_secs(10),
             http_buffer: 64 * 1024,
             limit_loopback: false,
+            // Browsers open a handful of streams per page; 100 is what
+            // RFC 9113 recommends as the least to allow.
+            h2_max_streams: 100,
+            // A page that navigates away cancels its streams, a few at a
+            // time; a rapid-reset attack cancels thousands a second.
+            h2_reset_rate: RateLimit {
+                per_second: 100,
+                burst: 200,
+            },
         }
     }
 }

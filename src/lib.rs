@@ -11,10 +11,13 @@
 //! - the room: [`room`], resume from a cursor, subscriptions, presence; no
 //!   HTTP; [`pollers`]: presence of pollers, O(1) per request;
 //! - the server:
+//!   - [`tls`]: the certificate (made at start or read) and the rustls
+//!     config of `--tls`; [`routes`]: the room routes and their transports;
 //!   - [`stats`]: per-transport counters; [`config`]: every option and its
 //!     default; [`error`]: errors to HTTP, in one place;
-//!   - [`conn`]: listening, admission, socket options, byte accounting per
-//!     transport on the real sockets, capture for the wire view;
+//!   - [`conn`]: listening, admission, socket options, the TLS handshake,
+//!     byte accounting per transport (per stream over HTTP/2) on the real
+//!     sockets, capture for the wire view;
 //!   - [`admission`]: the connection limits; [`ratelimit`]: send and frame
 //!     rates; [`origin`]: which pages may use the rooms (RFC 6455 10.2);
 //!     [`reclaim`]: freed memory handed back after a wave of closed connections;
@@ -49,10 +52,12 @@ pub mod provenance;
 pub mod ratelimit;
 pub mod reclaim;
 pub mod room;
+pub mod routes;
 pub mod server;
 pub mod slides;
 pub mod state;
 pub mod stats;
+pub mod tls;
 pub mod transport;
 pub mod wire_view;
 

@@ -9,10 +9,18 @@
 //! accepts connections and serves each with hyper's HTTP/1 builder, which
 //! enforces it where the head is parsed. That is more robust than a timer
 //! in the socket wrapper, which cannot see where a head ends, and the same
-//! timer also closes keep-alive connections idle for that long. HTTP/1.1
-//! only: WebSockets upgrade over it, and browsers speak HTTP/2 only over
-//! TLS, which this server leaves to a proxy (and the auto builder's
-//! protocol sniffing would itself wait, untimed, for the first bytes).
+//! timer also closes keep-alive connections idle for that long.
+//!
+//! # HTTP/2 over TLS (`--tls`)
+//! Browsers speak HTTP/2 only over TLS, so plain connections are HTTP/1.1.
+//! A TLS connection first passes the front door (`conn/tls.rs`: a
+//! handshake within the header timeout), then is served with the protocol
+//! ALPN chose: hyper's HTTP/2 builder for `h2`, the HTTP/1 one otherwise.
+//! Choosing by ALPN, rather than hyper-util's auto builder, which sniffs
+//! the first bytes, keeps the choice explicit and the sniffing untimed
+//! wait out. HTTP/2 is served with RFC 8441's extended CONNECT enabled
+//! (WebSockets on a stream), a cap on concurrent streams, and a bounded
+//! send buffer per stream.
 //!
 //! # Graceful shutdown
 //! hyper's graceful shutdown stops accepting and waits for in-flight
@@ -21,20 +29,25 @@
 //! stream, socket and held poll selects on, and tells each connection to
 //! finish its request and close; then the WebSocket tasks, which hyper no
 //! longer tracks after the upgrade, are awaited through the task tracker,
-//! each having sent a 1001 close frame.
+//! each having sent a 1001 close frame. An HTTP/2 connection is told to
+//! shut down gracefully too: hyper sends GOAWAY, finishes its streams and
+//! closes.
 
 use crate::app::app;
-use crate::conn::{ConnInfo, Counted, CountingListener};
+use crate::conn::{Admitted, ConnInfo, CountingListener, Protocol};
 use crate::state::AppState;
 use crate::stats::Limit;
 use axum::extract::ConnectInfo;
-use axum::serve::Listener;
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
@@ -61,21 +74,20 @@ pub async fn run(
         state.shutdown.clone(),
     ));
 
-    let mut listener = CountingListener::new(
-        listener,
-        state.stats.clone(),
-        state.taps.clone(),
-        state.admission.clone(),
-    );
+    let mut listener = CountingListener::new(listener, state.admission.clone());
     let router = app(state.clone());
     let connections = TaskTracker::new();
     loop {
-        let (io, peer) = tokio::select! {
+        let (admitted, peer) = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = token.cancelled() => break,
         };
-        let info = ConnInfo::new(&io, peer);
-        connections.spawn(serve_connection(io, info, router.clone(), state.clone()));
+        connections.spawn(serve_admitted(
+            admitted,
+            peer,
+            router.clone(),
+            state.clone(),
+        ));
     }
     // Stop accepting, then wait for every connection to finish its request.
     drop(listener);
@@ -91,35 +103,124 @@ pub async fn run(
     Ok(())
 }
 
+/// Serves an admitted connection: plain HTTP/1.1, or through the TLS
+/// front door with the protocol ALPN chose.
+async fn serve_admitted(admitted: Admitted, peer: SocketAddr, router: Router, state: AppState) {
+    let Admitted { stream, slot } = admitted;
+    let (stats, taps) = (&state.stats, &state.taps);
+    let Some(tls) = state.config.tls.clone() else {
+        let io = Admitted::counted(stream, slot, Protocol::Http1, stats, taps);
+        let info = ConnInfo::new(Arc::clone(io.meter()), peer);
+        return serve_connection(io, false, info, router, state).await;
+    };
+    let limit = state.config.header_timeout;
+    let Some((stream, h2)) = crate::conn::tls::accept(stream, &tls, stats, limit).await else {
+        return;
+    };
+    let protocol = if h2 {
+        Protocol::Http2Tls
+    } else {
+        Protocol::Http1Tls
+    };
+    let io = Admitted::counted(stream, slot, protocol, stats, taps);
+    let info = ConnInfo::new(Arc::clone(io.meter()), peer);
+    serve_connection(io, h2, info, router, state).await
+}
+
 /// Serves one connection's requests until it closes, or until shutdown
-/// lets its request in progress finish.
-async fn serve_connection(io: Counted<TcpStream>, info: ConnInfo, router: Router, state: AppState) {
+/// lets its requests in progress finish.
+async fn serve_connection<I>(io: I, h2: bool, info: ConnInfo, router: Router, state: AppState)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(info.clone()));
         router.clone().oneshot(request)
     });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(state.config.header_timeout)
-        .max_buf_size(state.config.connections.http_buffer.max(8192))
-        .max_header_size(state.config.connections.http_buffer);
-    let connection = builder
-        .serve_connection(TokioIo::new(io), service)
-        .with_upgrades();
-    tokio::pin!(connection);
-    let result = tokio::select! {
-        result = connection.as_mut() => result,
-        _ = state.shutdown.cancelled() => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
-        }
+    let limits = &state.config.connections;
+    let result = if h2 {
+        let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        builder
+            .timer(TokioTimer::new())
+            .enable_connect_protocol()
+            .max_concurrent_streams(limits.h2_max_streams)
+            // hyper's default is 400 KiB per stream: bound a stream whose
+            // reader holds its flow-control window shut like an HTTP/1
+            // connection's buffer.
+            .max_send_buf_size(limits.http_buffer)
+            .max_header_list_size(limits.http_buffer as u32);
+        let connection = builder.serve_connection(TokioIo::new(io), service);
+        until_shutdown(connection, &state).await
+    } else {
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(state.config.header_timeout)
+            .max_buf_size(limits.http_buffer.max(8192))
+            .max_header_size(limits.http_buffer);
+        let connection = builder
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades();
+        until_shutdown(connection, &state).await
     };
     if let Err(e) = result {
         if e.is_timeout() {
             state.stats.count(Limit::HeaderTimeouts);
         }
         tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// A hyper connection that can be asked to finish gracefully.
+trait Graceful: Future<Output = hyper::Result<()>> {
+    fn graceful_shutdown(self: Pin<&mut Self>);
+}
+
+impl<I, S> Graceful for hyper::server::conn::http1::UpgradeableConnection<I, S>
+where
+    Self: Future<Output = hyper::Result<()>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming>,
+    S::ResBody: hyper::body::Body + 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        hyper::server::conn::http1::UpgradeableConnection::graceful_shutdown(self)
+    }
+}
+
+impl<I, S, E> Graceful for hyper::server::conn::http2::Connection<I, S, E>
+where
+    Self: Future<Output = hyper::Result<()>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S: hyper::service::HttpService<Incoming>,
+    S::ResBody: hyper::body::Body + 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, S::ResBody>,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        hyper::server::conn::http2::Connection::graceful_shutdown(self)
+    }
+}
+
+/// Drives `connection` until it ends; on shutdown, asks it to finish its
+/// requests in progress and close (HTTP/2: GOAWAY), and waits for that at
+/// most [`CLOSE_DEADLINE`]: HTTP/2's graceful close waits for the peer to
+/// answer a PING, which a broken or hostile client never does.
+async fn until_shutdown(connection: impl Graceful, state: &AppState) -> hyper::Result<()> {
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => result,
+        _ = state.shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            match tokio::time::timeout(CLOSE_DEADLINE, connection).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::debug!("a connection did not close in time; dropped");
+                    Ok(())
+                }
+            }
+        }
     }
 }
 

@@ -70,10 +70,19 @@ pub enum Limit {
     /// Requests refused (429, or an error and close 1008) because their
     /// address created its share of new rooms this minute.
     RoomCreationsRateLimited,
+    /// TLS handshakes that did not finish within the header timeout.
+    TlsHandshakeTimeouts,
+    /// TLS handshakes that failed (garbage, no common protocol).
+    TlsHandshakeFailed,
+    /// Plain HTTP (or an HTTP/2 preface) sent to the TLS port; answered
+    /// with a clear error and closed.
+    PlaintextOnTlsPort,
+    /// HTTP/2 connections cut off for resetting streams too fast.
+    H2ResetFlood,
 }
 
 impl Limit {
-    pub const ALL: [Limit; 14] = [
+    pub const ALL: [Limit; 18] = [
         Self::RefusedFull,
         Self::RefusedPerIp,
         Self::HeaderTimeouts,
@@ -88,6 +97,10 @@ impl Limit {
         Self::PollsSuperseded,
         Self::RoomsFull,
         Self::RoomCreationsRateLimited,
+        Self::TlsHandshakeTimeouts,
+        Self::TlsHandshakeFailed,
+        Self::PlaintextOnTlsPort,
+        Self::H2ResetFlood,
     ];
 
     pub fn name(self) -> &'static str {
@@ -106,6 +119,10 @@ impl Limit {
             Self::PollsSuperseded => "polls_superseded",
             Self::RoomsFull => "rooms_full",
             Self::RoomCreationsRateLimited => "room_creations_rate_limited",
+            Self::TlsHandshakeTimeouts => "tls_handshake_timeouts",
+            Self::TlsHandshakeFailed => "tls_handshake_failed",
+            Self::PlaintextOnTlsPort => "plaintext_on_tls_port",
+            Self::H2ResetFlood => "h2_reset_flood",
         }
     }
 }
@@ -116,6 +133,38 @@ impl Limit {
 pub struct Stats {
     per_transport: [Counters; 6],
     limits: [AtomicU64; Limit::ALL.len()],
+    /// TLS connections' bytes charged to no transport.
+    pub connection: ConnectionLine,
+}
+
+/// The bytes of TLS connections that belong to no request: the TLS
+/// handshake, TLS record headers and tags, and HTTP/2's connection-level
+/// frames. Counted as what crossed the TCP sockets minus what the
+/// transports were charged (see `wire.rs`), so every line adds up.
+#[derive(Debug, Default)]
+pub struct ConnectionLine {
+    pub tcp_in: AtomicU64,
+    pub tcp_out: AtomicU64,
+    pub charged_in: AtomicU64,
+    pub charged_out: AtomicU64,
+    pub connections_open: AtomicU64,
+    pub connections_total: AtomicU64,
+}
+
+impl ConnectionLine {
+    /// The line in the shape of a transport's counters.
+    pub fn snapshot(&self) -> CountersSnapshot {
+        let load = |c: &AtomicU64| c.load(Relaxed);
+        CountersSnapshot {
+            connections_open: load(&self.connections_open),
+            connections_total: load(&self.connections_total),
+            // A charged byte is counted above TLS before (writes) or
+            // after (reads) the TCP socket sees it: never below zero.
+            wire_bytes_in: load(&self.tcp_in).saturating_sub(load(&self.charged_in)),
+            wire_bytes_out: load(&self.tcp_out).saturating_sub(load(&self.charged_out)),
+            ..CountersSnapshot::default()
+        }
+    }
 }
 
 impl Stats {
@@ -173,6 +222,10 @@ impl Stats {
                 .insert("per_message".into(), derived);
             transports.insert(t.name().into(), v);
         }
+        transports.insert(
+            "connection".into(),
+            serde_json::to_value(self.connection.snapshot()).expect("counters serialise"),
+        );
         let mut per_room = serde_json::Map::new();
         for room in most_active(rooms.all(), top) {
             per_room.insert(

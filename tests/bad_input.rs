@@ -29,7 +29,7 @@ async fn error_of(request: reqwest::RequestBuilder) -> (u16, String) {
 async fn bad_http_input_gets_a_clear_json_error() {
     let server = TestServer::start().await;
     let base = server.base();
-    let http = reqwest::Client::new();
+    let http = skyrocket::client::tls::http_builder().build().unwrap();
     let post = |path: &str| http.post(format!("{base}{path}"));
     let json_post = |body: String| {
         post("/rooms/lobby/messages")
@@ -138,7 +138,9 @@ async fn bad_http_input_gets_a_clear_json_error() {
     // Nothing was accepted, and the server still serves.
     let target = server.target("lobby");
     assert_eq!(target.send(&draft("ada", "still here")).await.unwrap(), 1);
-    let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    let health = skyrocket::client::tls::get(&format!("{base}/healthz"))
+        .await
+        .unwrap();
     assert_eq!(health.status().as_u16(), 200);
 }
 

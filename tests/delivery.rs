@@ -10,9 +10,9 @@ use skyrocket::message::{Control, Event};
 use skyrocket::Config;
 use std::collections::HashSet;
 
-#[tokio::test]
-async fn a_message_sent_on_any_transport_reaches_all_four() {
-    let server = TestServer::start().await;
+async fn a_message_sent_on_any_transport_reaches_all_four(wire: Wire) {
+    let server = TestServer::over(wire, Config::default()).await;
+    wire.assert_spoken(&server.target("any")).await;
     let target = server.target("lobby");
     let mut subscribers = Vec::new();
     for kind in Transport::RECEIVING {
@@ -57,15 +57,17 @@ async fn a_message_sent_on_any_transport_reaches_all_four() {
     assert_eq!(seen[0].1.room, "lobby");
 }
 
-#[tokio::test]
-async fn concurrent_senders_give_every_subscriber_all_ids_in_order() {
+async fn concurrent_senders_give_every_subscriber_all_ids_in_order(wire: Wire) {
     const SENDERS: usize = 8;
     const EACH: usize = 200;
     let total = SENDERS * EACH;
-    let server = TestServer::with_config(Config {
-        history: total * 2,
-        ..Config::default()
-    })
+    let server = TestServer::over(
+        wire,
+        Config {
+            history: total * 2,
+            ..Config::default()
+        },
+    )
     .await;
     let target = server.target("busy");
     let mut subscribers = Vec::new();
@@ -129,9 +131,8 @@ async fn concurrent_senders_give_every_subscriber_all_ids_in_order() {
     }
 }
 
-#[tokio::test]
-async fn subscribers_in_other_rooms_see_nothing() {
-    let server = TestServer::start().await;
+async fn subscribers_in_other_rooms_see_nothing(wire: Wire) {
+    let server = TestServer::over(wire, Config::default()).await;
     let mut other = subscribe(Transport::Ws, &server.target("other"), from_start()).await;
     server
         .target("lobby")
@@ -148,9 +149,8 @@ async fn subscribers_in_other_rooms_see_nothing() {
     assert_eq!(marker, 1, "rooms number their messages independently");
 }
 
-#[tokio::test]
-async fn websocket_clients_see_presence() {
-    let server = TestServer::start().await;
+async fn websocket_clients_see_presence(wire: Wire) {
+    let server = TestServer::over(wire, Config::default()).await;
     let target = server.target("lobby");
     let mut watcher = subscribe(Transport::Ws, &target, Default::default()).await;
     let _second = subscribe(Transport::Sse, &target, Default::default()).await;
@@ -165,3 +165,10 @@ async fn websocket_clients_see_presence() {
         }
     }
 }
+
+over_each_wire!(
+    a_message_sent_on_any_transport_reaches_all_four,
+    concurrent_senders_give_every_subscriber_all_ids_in_order,
+    subscribers_in_other_rooms_see_nothing,
+    websocket_clients_see_presence,
+);

@@ -359,7 +359,7 @@ async fn invalid_utf8_in_a_text_frame_closes_with_1007() {
 #[tokio::test]
 async fn many_overlapping_long_polls_from_one_client_leave_one_held() {
     let server = TestServer::start().await;
-    let http = reqwest::Client::new();
+    let http = skyrocket::client::tls::http_builder().build().unwrap();
     const POLLS: usize = 20;
     let polls: Vec<_> = (0..POLLS)
         .map(|_| {

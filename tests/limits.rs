@@ -146,7 +146,7 @@ async fn http_sends_over_the_rate_get_429_per_address() {
     assert!(statuses[3..].contains(&429), "{statuses:?}");
 
     // Another address has its own bucket.
-    let other = reqwest::Client::builder()
+    let other = skyrocket::client::tls::http_builder()
         .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
         .build()
         .unwrap();
@@ -245,7 +245,7 @@ async fn a_resume_replays_at_most_max_replay_and_the_rest_is_a_gap() {
 #[tokio::test]
 async fn a_second_long_poll_from_one_client_supersedes_the_first_with_a_409() {
     let server = TestServer::start().await;
-    let http = reqwest::Client::new();
+    let http = skyrocket::client::tls::http_builder().build().unwrap();
     let poll = |client: &str| {
         http.get(format!(
             "{}/rooms/overlap/poll?since=0&wait=25&client={client}",

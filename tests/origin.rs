@@ -22,7 +22,7 @@ fn config() -> Config {
 
 /// The status of each guarded route for a request with these headers.
 async fn statuses(server: &TestServer, headers: &[(&str, &str)]) -> Vec<(String, u16)> {
-    let http = reqwest::Client::new();
+    let http = skyrocket::client::tls::http_builder().build().unwrap();
     let base = server.base();
     let with = |mut request: reqwest::RequestBuilder| {
         for (name, value) in headers {

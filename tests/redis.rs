@@ -45,7 +45,7 @@ async fn instance(redis: &RedisServer, mut config: Config) -> TestServer {
 }
 
 async fn healthz(server: &TestServer) -> (u16, serde_json::Value) {
-    let response = reqwest::get(format!("{}/healthz", server.base()))
+    let response = skyrocket::client::tls::get(&format!("{}/healthz", server.base()))
         .await
         .unwrap();
     (response.status().as_u16(), response.json().await.unwrap())
@@ -545,7 +545,7 @@ async fn two_binaries_started_as_the_readme_shows_share_a_room() {
     let first = ChildServer::start(&["--redis", &url]).await;
     let second = ChildServer::start(&["--redis", &url]).await;
     let (base_a, base_b) = (first.base.clone(), second.base.clone());
-    let health: serde_json::Value = reqwest::get(format!("{base_b}/healthz"))
+    let health: serde_json::Value = skyrocket::client::tls::get(&format!("{base_b}/healthz"))
         .await
         .unwrap()
         .json()

@@ -18,9 +18,9 @@ fn since(id: u64) -> Resume {
     }
 }
 
-#[tokio::test]
-async fn every_transport_resumes_without_loss_or_duplicates() {
-    let server = TestServer::start().await;
+async fn every_transport_resumes_without_loss_or_duplicates(wire: Wire) {
+    let server = TestServer::over(wire, Config::default()).await;
+    wire.assert_spoken(&server.target("any")).await;
     for kind in Transport::RECEIVING {
         let target = server.target(&format!("resume-{}", kind.name()));
         let mut client = subscribe(kind, &target, from_start()).await;
@@ -43,9 +43,8 @@ async fn every_transport_resumes_without_loss_or_duplicates() {
     }
 }
 
-#[tokio::test]
-async fn sse_last_event_id_wins_over_since() {
-    let server = TestServer::start().await;
+async fn sse_last_event_id_wins_over_since(wire: Wire) {
+    let server = TestServer::over(wire, Config::default()).await;
     let target = server.target("lastid");
     for i in 0..4 {
         target.send(&draft("ada", &format!("m{i}"))).await.unwrap();
@@ -63,12 +62,14 @@ async fn sse_last_event_id_wins_over_since() {
     }
 }
 
-#[tokio::test]
-async fn a_client_behind_the_history_is_told_of_the_gap() {
-    let server = TestServer::with_config(Config {
-        history: 3,
-        ..Config::default()
-    })
+async fn a_client_behind_the_history_is_told_of_the_gap(wire: Wire) {
+    let server = TestServer::over(
+        wire,
+        Config {
+            history: 3,
+            ..Config::default()
+        },
+    )
     .await;
     let target = server.target("gap");
     for i in 1..=10 {
@@ -91,9 +92,8 @@ async fn a_client_behind_the_history_is_told_of_the_gap() {
     }
 }
 
-#[tokio::test]
-async fn a_cursor_from_another_life_gets_a_reset_and_the_history() {
-    let server = TestServer::start().await;
+async fn a_cursor_from_another_life_gets_a_reset_and_the_history(wire: Wire) {
+    let server = TestServer::over(wire, Config::default()).await;
     let target = server.target("reset");
     target.send(&draft("ada", "one")).await.unwrap();
     target.send(&draft("ada", "two")).await.unwrap();
@@ -117,9 +117,8 @@ async fn a_cursor_from_another_life_gets_a_reset_and_the_history() {
     }
 }
 
-#[tokio::test]
-async fn hello_names_the_epoch_a_resume_must_quote() {
-    let server = TestServer::start().await;
+async fn hello_names_the_epoch_a_resume_must_quote(wire: Wire) {
+    let server = TestServer::over(wire, Config::default()).await;
     let target = server.target("epoch");
     target.send(&draft("ada", "one")).await.unwrap();
     let mut client = subscribe(Transport::Ws, &target, Resume::default()).await;
@@ -145,3 +144,11 @@ async fn hello_names_the_epoch_a_resume_must_quote() {
         }
     }
 }
+
+over_each_wire!(
+    every_transport_resumes_without_loss_or_duplicates,
+    sse_last_event_id_wins_over_since,
+    a_client_behind_the_history_is_told_of_the_gap,
+    a_cursor_from_another_life_gets_a_reset_and_the_history,
+    hello_names_the_epoch_a_resume_must_quote,
+);

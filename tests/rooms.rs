@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::Message;
 /// A client that keeps one connection open and sends its requests one after
 /// another on it, as the attack did.
 fn one_connection() -> reqwest::Client {
-    reqwest::Client::builder()
+    skyrocket::client::tls::http_builder()
         .pool_max_idle_per_host(1)
         .build()
         .unwrap()

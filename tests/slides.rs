@@ -90,9 +90,12 @@ fn markdown_titles() -> Vec<String> {
 }
 
 async fn get_text(server: &TestServer, path: &str) -> (u16, String, String) {
-    let response = within(PATIENCE, reqwest::get(format!("{}{path}", server.base())))
-        .await
-        .unwrap();
+    let response = within(
+        PATIENCE,
+        skyrocket::client::tls::get(&format!("{}{path}", server.base())),
+    )
+    .await
+    .unwrap();
     let status = response.status().as_u16();
     let kind = response
         .headers()
@@ -355,7 +358,7 @@ async fn every_quoted_result_file_exists_and_is_served() {
             "a slide quotes {path}, which does not exist"
         );
         // Bytes, not text: a slide may quote a chart or a screenshot.
-        let response = reqwest::get(format!("{}/{path}", server.base()))
+        let response = skyrocket::client::tls::get(&format!("{}/{path}", server.base()))
             .await
             .unwrap();
         assert_eq!(response.status(), 200, "/{path}");

@@ -13,7 +13,7 @@
 
 use criterion::{Bencher, Criterion};
 use skyrocket::client::poll::PollClient;
-use skyrocket::client::{Subscriber, Target};
+use skyrocket::client::{Connect, Subscriber, Target};
 use skyrocket::message::Resume;
 use skyrocket::message::Transport;
 use skyrocket::message::{Draft, Event};
@@ -66,12 +66,36 @@ pub fn runtime() -> tokio::runtime::Runtime {
 /// Starts the server on 127.0.0.1:0 inside `rt` and returns its base URL.
 /// It runs until the runtime is dropped at the end of the bench.
 pub fn start_server(rt: &tokio::runtime::Runtime) -> String {
+    serve(rt, bench_config())
+}
+
+/// Like [`start_server`], with `--tls` (a self-signed certificate), and
+/// how clients reach it over HTTP/2 trusting that certificate: for the
+/// `*-h2` variants.
+pub fn start_server_h2(rt: &tokio::runtime::Runtime) -> (String, Connect) {
+    let mut config = bench_config();
+    let tls = skyrocket::tls::ServerTls::self_signed(false).expect("a certificate");
+    let connect = Connect {
+        http2: true,
+        insecure: false,
+        trusted: tls.identity.chain.clone(),
+    };
+    config.tls = Some(tls);
+    (serve(rt, config), connect)
+}
+
+fn serve(rt: &tokio::runtime::Runtime, config: Config) -> String {
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
-        let base = format!("http://{}", listener.local_addr().expect("local addr"));
-        let state = AppState::in_memory(bench_config());
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let base = format!("{scheme}://{}", listener.local_addr().expect("local addr"));
+        let state = AppState::in_memory(config);
         tokio::spawn(skyrocket::run(listener, state, std::future::pending()));
         base
     })
@@ -192,19 +216,36 @@ impl Audience {
     /// `n` receivers of `kind` in `room`; messages are POSTed by a separate
     /// client, as in a room where one person speaks and `n` listen.
     pub async fn join(kind: Transport, base: &str, room: &str, n: usize) -> Self {
-        Self::new(kind, base, room, n, false).await
+        Self::new(kind, base, room, n, false, &Connect::default()).await
     }
 
     /// One client that sends and receives, each the way its transport does
     /// it: a WebSocket client sends over its socket, the others POST.
     pub async fn roundtrip(kind: Transport, base: &str, room: &str) -> Self {
-        Self::new(kind, base, room, 1, true).await
+        Self::roundtrip_with(kind, base, room, &Connect::default()).await
     }
 
-    async fn new(kind: Transport, base: &str, room: &str, n: usize, own_socket: bool) -> Self {
+    /// [`Audience::roundtrip`], connecting as `connect` says (HTTP/2).
+    pub async fn roundtrip_with(
+        kind: Transport,
+        base: &str,
+        room: &str,
+        connect: &Connect,
+    ) -> Self {
+        Self::new(kind, base, room, 1, true, connect).await
+    }
+
+    async fn new(
+        kind: Transport,
+        base: &str,
+        room: &str,
+        n: usize,
+        own_socket: bool,
+        connect: &Connect,
+    ) -> Self {
         // Receivers share one HTTP client (a pool of keep-alive
         // connections); the sender has its own, as a separate person would.
-        let receivers = Target::new(base, room);
+        let receivers = Target::with(base, room, connect.clone());
         let from_now = Resume::default();
         let tally = Arc::new(Tally::default());
         let mut tasks = Vec::new();
@@ -236,7 +277,7 @@ impl Audience {
         let sending = match outbox {
             Some(outbox) => Sending::OwnSocket(outbox),
             None => Sending::Post {
-                target: Target::new(base, room),
+                target: Target::with(base, room, connect.clone()),
                 polls,
             },
         };

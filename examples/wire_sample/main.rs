@@ -110,7 +110,7 @@ impl Server {
     /// The room's wire view; the first look arms its capture.
     async fn wire_view(&self, room: &str) -> Fallible<serde_json::Value> {
         let url = format!("{}/rooms/{room}/wire", self.base());
-        Ok(reqwest::get(url).await?.json().await?)
+        Ok(skyrocket::client::tls::get(&url).await?.json().await?)
     }
 }
 

@@ -68,6 +68,14 @@ struct LoadArgs {
     /// Most time the last messages get to arrive after sending ends.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     drain: Duration,
+    /// Offer HTTP/2 (over HTTPS, by ALPN, as browsers do); each receiver
+    /// has a connection of its own. Needs an https server: a --url, or
+    /// --server-arg=--tls.
+    #[arg(long)]
+    http2: bool,
+    /// Accept any server certificate (the self-signed one of --tls).
+    #[arg(long)]
+    insecure: bool,
     /// A running server to use instead of a child; repeat to spread the
     /// clients over several instances.
     #[arg(long)]
@@ -119,6 +127,11 @@ impl LoadArgs {
             poll_interval: self.poll_interval,
             drain: self.drain,
             servers,
+            connect: skyrocket::client::Connect {
+                http2: self.http2,
+                insecure: self.insecure,
+                trusted: Vec::new(),
+            },
         })
     }
 
@@ -143,7 +156,7 @@ impl LoadArgs {
             "Workload: {} sender(s) post {} messages/s in total on an open-loop schedule \
              ({} bytes of text each), {:?} of warmup then {:?} measured; receivers connect \
              at {}/s; short pollers wait {:?} after an empty poll, long polls hold up to 25 s. \
-             Server: {server}.",
+             Clients speak {}. Server: {server}.",
             self.senders,
             self.rate,
             self.size,
@@ -151,6 +164,11 @@ impl LoadArgs {
             self.duration,
             self.ramp,
             self.poll_interval,
+            if self.http2 {
+                "HTTP/2 where the server offers it (one connection per receiver)"
+            } else {
+                "HTTP/1.1"
+            },
         )
     }
 }

@@ -2,19 +2,26 @@
 //! benches, so the protocol is written down once on the client side too.
 //!
 //! Every client yields the same [`Event`]s; [`Subscriber`] wraps the four so
-//! a caller can be generic over the transport.
+//! a caller can be generic over the transport. Each speaks plain HTTP/1.1,
+//! or HTTPS with HTTP/1.1 or HTTP/2 ([`tls::Connect`] on the [`Target`]).
 
 pub mod poll;
 pub mod sse;
+pub mod tls;
 pub mod ws;
 
 use crate::message::{CountersSnapshot, Draft, Event, Resume, Transport};
 use std::time::Duration;
+pub use tls::Connect;
 
 #[derive(Debug)]
 pub enum ClientError {
     Http(reqwest::Error),
     Ws(tokio_tungstenite::tungstenite::Error),
+    /// Connecting or the TLS handshake failed.
+    Io(std::io::Error),
+    /// The HTTP/2 connection of a WebSocket (RFC 8441) failed.
+    H2(hyper::Error),
     /// The server answered with an error status and body.
     Status(u16, String),
     /// The server sent something the contract does not allow.
@@ -28,6 +35,8 @@ impl std::fmt::Display for ClientError {
         match self {
             Self::Http(e) => write!(f, "http: {e}"),
             Self::Ws(e) => write!(f, "websocket: {e}"),
+            Self::Io(e) => write!(f, "connect: {e}"),
+            Self::H2(e) => write!(f, "http/2: {e}"),
             Self::Status(code, body) => write!(f, "status {code}: {body}"),
             Self::Protocol(what) => write!(f, "protocol: {what}"),
             Self::Closed => f.write_str("stream closed"),
@@ -43,6 +52,18 @@ impl From<reqwest::Error> for ClientError {
     }
 }
 
+impl From<std::io::Error> for ClientError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+impl From<hyper::Error> for ClientError {
+    fn from(e: hyper::Error) -> Self {
+        Self::H2(e)
+    }
+}
+
 impl From<tokio_tungstenite::tungstenite::Error> for ClientError {
     fn from(e: tokio_tungstenite::tungstenite::Error) -> Self {
         Self::Ws(e)
@@ -51,22 +72,43 @@ impl From<tokio_tungstenite::tungstenite::Error> for ClientError {
 
 pub type Result<T> = std::result::Result<T, ClientError>;
 
-/// Where a server is and which room to use.
+/// Where a server is, which room to use, and how to connect.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// `http://host:port`, no trailing slash.
+    /// `http://host:port` or `https://host:port`, no trailing slash.
     pub base: String,
     pub room: String,
+    /// Shared by clones: over HTTP/2 their requests share one connection.
     pub http: reqwest::Client,
+    pub connect: Connect,
 }
 
 impl Target {
+    /// A target reached over HTTP/1.1 (plain, or HTTPS trusting nothing).
     pub fn new(base: impl Into<String>, room: impl Into<String>) -> Self {
+        Self::with(base, room, Connect::default())
+    }
+
+    /// A target reached as `connect` says.
+    pub fn with(base: impl Into<String>, room: impl Into<String>, connect: Connect) -> Self {
         Self {
             base: base.into().trim_end_matches('/').to_owned(),
             room: room.into(),
-            http: reqwest::Client::new(),
+            http: connect.http_client(),
+            connect,
         }
+    }
+
+    /// The same target with a connection pool of its own: a separate
+    /// client (a browser of its own), where clones would share an HTTP/2
+    /// connection.
+    pub fn own_connection(&self) -> Self {
+        Self::with(self.base.clone(), self.room.clone(), self.connect.clone())
+    }
+
+    /// Whether the base URL is HTTPS.
+    pub fn is_https(&self) -> bool {
+        self.base.starts_with("https://")
     }
 
     fn url(&self, endpoint: &str, query: &[(&str, String)]) -> String {

@@ -28,6 +28,11 @@ pub trait Meter: Send + Sync + 'static {
     fn stall_timeout_applies(&self) -> bool {
         true
     }
+    /// An error to fail the stream with, checked after each read: the
+    /// peer broke a rule the meter enforces.
+    fn failed(&self) -> Option<io::Error> {
+        None
+    }
 }
 
 /// Plain totals, for a client measuring its own socket.
@@ -180,6 +185,9 @@ impl<S: AsyncRead + Unpin, M: Meter> AsyncRead for Counted<S, M> {
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = result {
             self.meter.on_read(&buf.filled()[before..]);
+            if let Some(e) = self.meter.failed() {
+                return Poll::Ready(Err(e));
+            }
         }
         result
     }

@@ -1,15 +1,16 @@
 //! The listening socket: each accepted connection is admitted under the
-//! connection limits (`admission.rs`), its socket options are set
-//! (`sockopt.rs`), and it is wrapped in a counted stream with its own
-//! accounting (`counted.rs`, `accounting.rs`).
+//! connection limits (`admission.rs`) and its socket options are set
+//! (`sockopt.rs`). It is wrapped in a counted stream with its own
+//! accounting (`counted.rs`, `accounting.rs`) by [`Admitted::counted`]:
+//! at once for plain HTTP, after the handshake under TLS, once ALPN has
+//! said which protocol the connection speaks.
 
-use super::accounting::ConnWire;
+use super::accounting::{ConnWire, Protocol};
 use super::counted::Counted;
 use super::sockopt;
-use crate::admission::Admission;
+use crate::admission::{Admission, Slot};
 use crate::stats::Stats;
 use crate::wire_view::WireTaps;
-use axum::serve::Listener;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,36 +18,44 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 
 /// A `TcpListener` whose connections are admitted under the connection
-/// limits (see `admission.rs`) and counted in `stats`.
+/// limits (see `admission.rs`).
 #[derive(Debug)]
 pub struct CountingListener {
     inner: TcpListener,
-    stats: Arc<Stats>,
-    taps: Arc<WireTaps>,
     admission: Arc<Admission>,
 }
 
-impl CountingListener {
-    pub fn new(
-        inner: TcpListener,
-        stats: Arc<Stats>,
-        taps: Arc<WireTaps>,
-        admission: Arc<Admission>,
-    ) -> Self {
-        Self {
-            inner,
-            stats,
-            taps,
-            admission,
-        }
+/// A connection admitted under the limits, not yet counted.
+#[derive(Debug)]
+pub struct Admitted {
+    pub stream: TcpStream,
+    pub slot: Slot,
+}
+
+impl Admitted {
+    /// `stream` (this connection's socket, or the TLS stream over it)
+    /// counted as `protocol`, with the write stall timeout.
+    pub fn counted<S>(
+        stream: S,
+        slot: Slot,
+        protocol: Protocol,
+        stats: &Arc<Stats>,
+        taps: &Arc<WireTaps>,
+    ) -> Counted<S> {
+        let stall = slot.limits().write_stall;
+        let wire = ConnWire::new(Arc::clone(stats), Arc::clone(taps), slot, protocol);
+        Counted::new(stream, Arc::new(wire)).with_stall_timeout(stall)
     }
 }
 
-impl Listener for CountingListener {
-    type Io = Counted<TcpStream>;
-    type Addr = SocketAddr;
+impl CountingListener {
+    pub fn new(inner: TcpListener, admission: Arc<Admission>) -> Self {
+        Self { inner, admission }
+    }
 
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+    /// The next connection admitted under the limits; refused ones are
+    /// answered and closed meanwhile.
+    pub async fn accept(&mut self) -> (Admitted, SocketAddr) {
         loop {
             match self.inner.accept().await {
                 Ok((stream, addr)) => {
@@ -58,13 +67,7 @@ impl Listener for CountingListener {
                         }
                     };
                     sockopt::tune(&stream, self.admission.limits().send_buffer);
-                    let wire = Arc::new(ConnWire::new(
-                        Arc::clone(&self.stats),
-                        Arc::clone(&self.taps),
-                        slot,
-                    ));
-                    let stall = self.admission.limits().write_stall;
-                    return (Counted::new(stream, wire).with_stall_timeout(stall), addr);
+                    return (Admitted { stream, slot }, addr);
                 }
                 // Out of file descriptors (or a similar resource error),
                 // which the connection limit is there to prevent: back off
@@ -77,7 +80,7 @@ impl Listener for CountingListener {
         }
     }
 
-    fn local_addr(&self) -> io::Result<Self::Addr> {
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.inner.local_addr()
     }
 }

@@ -6,21 +6,25 @@
 //! - `counted.rs`: a stream that meters every read and write, with the
 //!   stall timeout for a peer that stops reading;
 //! - `accounting.rs`: which transport each byte is charged to;
+//! - `tls.rs`: the TLS handshake, within a time limit, and a clear answer
+//!   to what is not TLS;
+//! - `h2.rs`: which transport each HTTP/2 frame is charged to;
 //! - `capture.rs`: the exact bytes, kept only while the wire view watches.
 
 mod accounting;
 mod capture;
 mod counted;
+pub mod h2;
 mod listener;
 mod sockopt;
+pub mod tls;
 
-pub use accounting::ConnWire;
+pub use accounting::{ConnWire, Protocol, TlsBytes};
 pub use counted::{ByteCount, Counted, Meter, Recorder};
-pub use listener::CountingListener;
+pub use listener::{Admitted, CountingListener};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::net::TcpStream;
 
 /// What a handler learns of its connection (axum's `ConnectInfo`).
 #[derive(Debug, Clone)]
@@ -31,10 +35,7 @@ pub struct ConnInfo {
 
 impl ConnInfo {
     /// What handlers learn of a connection accepted by [`CountingListener`].
-    pub fn new(stream: &Counted<TcpStream>, peer: SocketAddr) -> Self {
-        Self {
-            peer,
-            wire: Arc::clone(stream.meter()),
-        }
+    pub fn new(wire: Arc<ConnWire>, peer: SocketAddr) -> Self {
+        Self { peer, wire }
     }
 }

@@ -113,6 +113,18 @@ async fn sample(targets: &[Target], instances: &[Instance], transport: &str) -> 
     total
 }
 
+/// `target` for one receiver: over HTTP/2 a clone would share its
+/// connection with every other receiver, so each gets its own, as separate
+/// browsers would; over HTTP/1.1 the shared pool already opens one
+/// connection per receiver.
+fn own_connection(spec: &Spec, target: &Target) -> Target {
+    if spec.connect.http2 {
+        target.own_connection()
+    } else {
+        target.clone()
+    }
+}
+
 /// Runs `clients` receivers of `kind` against `instances`; `interrupt`
 /// (Ctrl-C) cuts the run short and what was measured is still returned.
 pub async fn run_one(
@@ -130,7 +142,7 @@ pub async fn run_one(
     );
     let targets: Vec<Target> = instances
         .iter()
-        .map(|i| Target::new(&i.base, &room))
+        .map(|i| Target::with(&i.base, &room, spec.connect.clone()))
         .collect();
     let base = sample(&targets, instances, kind.name()).await;
 
@@ -156,7 +168,7 @@ pub async fn run_one(
         let receiver = Receiver {
             index,
             kind,
-            target: targets[index % targets.len()].clone(),
+            target: own_connection(spec, &targets[index % targets.len()]),
             poll_interval: spec.poll_interval,
             clients: state.clone(),
             tally: tally_slot.clone(),
@@ -193,7 +205,11 @@ pub async fn run_one(
             step: spec.senders.max(1) as u64,
             drain: spec.drain,
             size: spec.size,
-            target: Target::new(&instances[sender % instances.len()].base, &room),
+            target: Target::with(
+                &instances[sender % instances.len()].base,
+                &room,
+                spec.connect.clone(),
+            ),
             tally: tally_slot.clone(),
             stop: stop.clone(),
         };

@@ -1,6 +1,7 @@
 //! What a loadgen run does: the workload and where the server is.
 
 use super::child::ServerCommand;
+use crate::client::Connect;
 use crate::message::Transport;
 use std::time::Duration;
 
@@ -29,6 +30,10 @@ pub struct Spec {
     /// Most time given to the last messages to arrive after sending ends.
     pub drain: Duration,
     pub servers: Servers,
+    /// How clients connect: HTTP/2 (each receiver on a connection of its
+    /// own, as separate browsers), and whether a self-signed certificate
+    /// is accepted.
+    pub connect: Connect,
 }
 
 /// The server(s) under test.

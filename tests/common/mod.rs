@@ -3,10 +3,11 @@
 
 #![allow(dead_code)]
 
+pub mod raw_h2;
 pub mod raw_ws;
 pub mod redis;
 
-use skyrocket::client::{Subscriber, Target};
+use skyrocket::client::{Connect, Subscriber, Target};
 use skyrocket::message::Resume;
 use skyrocket::message::Transport;
 use skyrocket::message::{ChatMessage, Control, Draft, Event};
@@ -21,10 +22,96 @@ use tokio::task::JoinHandle;
 /// speed claim.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
+/// How a test's clients reach its server: the same scenarios run over
+/// each (see [`over_each_wire!`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// Plain HTTP/1.1: the default server.
+    H1,
+    /// HTTPS, the client offering only HTTP/1.1 (ALPN).
+    H1Tls,
+    /// HTTPS with HTTP/2; WebSockets by RFC 8441 extended CONNECT.
+    H2,
+}
+
+impl Wire {
+    /// `config` with the TLS this wire needs: a self-signed certificate
+    /// that the test's clients trust (not `insecure`: the chain is checked).
+    pub fn config(self, mut config: Config) -> Config {
+        if self != Wire::H1 {
+            config.tls = Some(skyrocket::tls::ServerTls::self_signed(false).unwrap());
+        }
+        config
+    }
+
+    /// How clients connect over this wire to a server with `config`.
+    pub fn connect(self, config: &Config) -> Connect {
+        let trusted = config
+            .tls
+            .as_ref()
+            .map(|tls| tls.identity.chain.clone())
+            .unwrap_or_default();
+        Connect {
+            http2: self == Wire::H2,
+            insecure: false,
+            trusted,
+        }
+    }
+}
+
+impl Wire {
+    /// Fails unless `target`'s requests really travel over this wire's
+    /// HTTP version (so a parameterised test cannot quietly fall back).
+    pub async fn assert_spoken(self, target: &Target) {
+        let response = target
+            .http
+            .get(format!("{}/healthz", target.base))
+            .send()
+            .await
+            .unwrap();
+        let expected = match self {
+            Wire::H2 => reqwest::Version::HTTP_2,
+            Wire::H1 | Wire::H1Tls => reqwest::Version::HTTP_11,
+        };
+        assert_eq!(response.version(), expected, "{self:?}");
+    }
+}
+
+/// Runs each named `async fn scenario(wire: Wire)` as three tests, one per
+/// [`Wire`]: `scenario::h1`, `scenario::h1_tls`, `scenario::h2`. With
+/// `multi_thread:` first, on tokio's multi-threaded runtime (2 workers).
+#[macro_export]
+macro_rules! over_each_wire {
+    (multi_thread: $($scenario:ident),* $(,)?) => {
+        $crate::over_each_wire!(@tests (flavor = "multi_thread", worker_threads = 2), $($scenario),*);
+    };
+    ($($scenario:ident),* $(,)?) => {
+        $crate::over_each_wire!(@tests (), $($scenario),*);
+    };
+    (@tests $flavor:tt, $($scenario:ident),*) => {$(
+        mod $scenario {
+            #[tokio::test $flavor]
+            async fn h1() {
+                super::$scenario($crate::common::Wire::H1).await
+            }
+            #[tokio::test $flavor]
+            async fn h1_tls() {
+                super::$scenario($crate::common::Wire::H1Tls).await
+            }
+            #[tokio::test $flavor]
+            async fn h2() {
+                super::$scenario($crate::common::Wire::H2).await
+            }
+        }
+    )*};
+}
+
 pub struct TestServer {
     pub addr: SocketAddr,
     pub state: AppState,
     config: Config,
+    /// How this test's clients connect (HTTP/1.1 unless built `over` a wire).
+    pub connect: Connect,
     stop: Option<oneshot::Sender<()>>,
     pub handle: Option<ServerTask>,
 }
@@ -38,6 +125,13 @@ impl TestServer {
         Self::with_state(AppState::in_memory(config)).await
     }
 
+    /// A server reached over `wire`, with `config` otherwise.
+    pub async fn over(wire: Wire, config: Config) -> Self {
+        let mut server = Self::with_config(wire.config(config)).await;
+        server.connect = wire.connect(&server.config);
+        server
+    }
+
     /// A server on a state the test built (another backbone, say).
     pub async fn with_state(state: AppState) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -48,6 +142,7 @@ impl TestServer {
             addr,
             state,
             config,
+            connect: Connect::default(),
             stop: Some(stop),
             handle: Some(handle),
         }
@@ -68,11 +163,16 @@ impl TestServer {
     }
 
     pub fn base(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
     }
 
     pub fn target(&self, room: &str) -> Target {
-        Target::new(self.base(), room)
+        Target::with(self.base(), room, self.connect.clone())
     }
 
     /// Signals shutdown and waits for `run` to return.
@@ -91,7 +191,10 @@ impl TestServer {
 
     /// `GET path` on this server, parsed as JSON.
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
-        reqwest::get(format!("{}{path}", self.base()))
+        self.connect
+            .http_client()
+            .get(format!("{}{path}", self.base()))
+            .send()
             .await
             .unwrap()
             .json()
@@ -341,7 +444,7 @@ impl ChildServer {
     }
 
     pub async fn stats(&self) -> serde_json::Value {
-        reqwest::get(format!("{}/stats", self.base))
+        skyrocket::client::tls::get(&format!("{}/stats", self.base))
             .await
             .unwrap()
             .json()
