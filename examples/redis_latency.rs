@@ -130,7 +130,7 @@ async fn scaling(
                 let run = run.clone();
                 async move {
                     // One client, so the sends share keep-alive connections.
-                    let http = reqwest::Client::new();
+                    let http = skyrocket::client::tls::http_builder().build().unwrap();
                     let mut tick =
                         tokio::time::interval(Duration::from_micros(1_000_000 / BACKGROUND_RATE));
                     for k in 0.. {

@@ -649,7 +649,7 @@ async fn two_thousand_rooms_share_a_few_redis_connections_per_instance() {
     assert!(busy <= 1 + 2 * 3, "a small constant per instance: {busy}");
 
     // Every room delivers, each message sent through the other instance.
-    let http = reqwest::Client::new();
+    let http = skyrocket::client::tls::http_builder().build().unwrap();
     let sent = futures_util::stream::iter(0..ROOMS)
         .map(|i| {
             let server = if i % 2 == 0 { &b } else { &a };
@@ -675,7 +675,7 @@ async fn two_thousand_rooms_share_a_few_redis_connections_per_instance() {
     let mut redis = redis;
     redis.kill().await;
     wait_health(&a, false).await;
-    let response = reqwest::get(format!("{}/rooms/new-room/sse", a.base()))
+    let response = skyrocket::client::tls::get(&format!("{}/rooms/new-room/sse", a.base()))
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 503);
