@@ -1,8 +1,13 @@
 //! The one place errors become HTTP: a status and `{"error": "..."}`.
 //!
 //! Handlers return `Result<_, ApiError>`; the room's and axum's own error
-//! types convert into it here, so no handler picks a status code by hand and
-//! no rejection reaches a client as plain text.
+//! types convert into it here, and every other refusal has a constructor
+//! here named for its cause, so no handler picks an error status by hand
+//! and no rejection reaches a client as plain text. Two answers are not
+//! errors of a request and are made where they are decided: `/healthz`
+//! reports `503 {"status":"degraded"}` as its health (`app.rs`), and a
+//! connection over the connection limits is answered 503 or 429 on the
+//! raw socket before any HTTP is served (`admission.rs`).
 
 use crate::room::RoomError;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -18,7 +23,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self {
             status,
             message: message.into(),
@@ -31,6 +36,35 @@ impl ApiError {
 
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "no such route")
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+    }
+
+    /// A page from an origin that may not use the rooms.
+    pub fn origin_refused(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, message)
+    }
+
+    /// A held long poll that a newer one from the same client replaced.
+    pub fn superseded(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, message)
+    }
+
+    /// Over a rate limit.
+    pub fn rate_limited(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, message)
+    }
+
+    /// A body over the size limit.
+    pub fn body_too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, message)
+    }
+
+    /// A body that did not arrive in time.
+    pub fn body_too_slow(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, message)
     }
 }
 

@@ -12,7 +12,7 @@
 //! a user was lured to, and browsers always send one on these requests.
 
 use crate::error::ApiError;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use std::collections::HashSet;
 use std::net::IpAddr;
 
@@ -42,9 +42,7 @@ impl OriginPolicy {
             .get(header::ORIGIN)
             .map(|o| String::from_utf8_lossy(o.as_bytes()).into_owned())
             .unwrap_or_default();
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!("origin {origin:?} is not allowed here (the server's own origin, loopback pages and --allow-origin are)"),
+        Err(ApiError::origin_refused(format!("origin {origin:?} is not allowed here (the server's own origin, loopback pages and --allow-origin are)"),
         ))
     }
 

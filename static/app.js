@@ -351,6 +351,7 @@ class Pane {
     this.attempt = 0;                  // consecutive failed connections
     this.retryTimer = null;
     this.sentAt = new Map();           // client_id -> performance.now() at send
+    this.wsSends = [];                 // sends on this socket awaiting ack or error, oldest first
     this.queue = [];                   // received, waiting for the next frame to render
     this.frame = 0;
 
@@ -420,7 +421,14 @@ class Pane {
     this.generation += 1;
     if (this.handle) this.handle.stop();
     this.handle = null;
+    this.settleWsSends(false);
     this.showState('stopped');
+  }
+
+  // Resolves every WebSocket send still waiting for its answer: when the
+  // socket is gone, none will come, so the text stays in the input.
+  settleWsSends(ok) {
+    for (const resolve of this.wsSends.splice(0)) resolve(ok);
   }
 
   setTransport(transport) {
@@ -460,6 +468,7 @@ class Pane {
     }
     // The connection is dead: try again later, from the cursor we hold then.
     this.handle = null;
+    this.settleWsSends(false);
     const delay = backoffDelay(this.attempt);
     this.attempt += 1;
     this.showState('reconnecting', `in ${formatMs(delay)}${detail ? ` (${detail})` : ''}`);
@@ -503,8 +512,12 @@ class Pane {
         return;
       }
       case 'presence': return this.page.onPresence(event.online);
-      case 'ack': return;              // the message itself follows like any other
-      case 'error': return this.note(`Server said: ${event.error}`, 'error');
+      // The server answers each send frame on the socket, in order, with
+      // an ack or an error: either settles the oldest send waiting.
+      case 'ack': return this.wsSends.shift()?.(true);   // the message follows like any other
+      case 'error':
+        this.wsSends.shift()?.(false);
+        return this.note(`Server said: ${event.error}`, 'error');
       default: return;                 // unknown events are ignored, so the server can add some
     }
   }
@@ -658,8 +671,9 @@ class Pane {
   }
 
   // The send path: a WebSocket pane sends on its socket (answered by an
-  // `ack` frame); every other pane, and a WS pane whose socket is down,
-  // POSTs. Resolves true when the server took (or will take) the message.
+  // `ack` or an `error` frame); every other pane, and a WS pane whose
+  // socket is down, POSTs. Resolves true once the server took the message,
+  // false when it refused it (the caller then keeps the text in the input).
   async send(text) {
     const user = this.page.nick();
     if (!user) { this.note('Pick a nickname first', 'error'); return false; }
@@ -667,7 +681,9 @@ class Pane {
     const client_id = `${this.client}-${++this.sendSeq}`;
     this.sentAt.set(client_id, performance.now());
     if (this.handle && this.handle.send && this.handle.send({ type: 'send', user, text, client_id })) {
-      return true;
+      const ok = await new Promise((resolve) => this.wsSends.push(resolve));
+      if (!ok) this.sentAt.delete(client_id);
+      return ok;
     }
     try {
       const response = await fetch(roomPath(this.page.room(), 'messages'), {
@@ -1130,6 +1146,11 @@ function main() {
     modeButton.textContent = mode === 'single' ? 'Side by side' : 'Single pane';
     single.root.hidden = mode !== 'single';
     for (const pane of side) pane.root.hidden = mode !== 'side';
+    // One live region only: the side-by-side panes show the same messages,
+    // and a live region on each made a screen reader read every one four
+    // times. The visible single pane, or the first side pane, announces.
+    for (const pane of [single, ...side]) pane.list.removeAttribute('aria-live');
+    (mode === 'single' ? single : side[0]).list.setAttribute('aria-live', 'polite');
     if (mode === 'single') { side.forEach((p) => p.stop()); single.start(); }
     else { single.stop(); side.forEach((p) => p.start()); }
     updateUrl();

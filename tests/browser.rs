@@ -445,3 +445,47 @@ async fn show_wire_view(page: &Demo, view: &str) -> serde_json::Value {
         )
         .await
 }
+
+#[tokio::test]
+async fn a_websocket_send_the_server_refuses_keeps_its_text_and_one_pane_speaks() {
+    let Some((server, page)) = Demo::start("refused", "", &["single"]).await else {
+        return;
+    };
+    page.wait_single_open_on("ws").await;
+    // 3000 two-byte characters: within the input's maxlength, over the
+    // server's 4096-byte text limit, so the socket answers an error frame.
+    let text = "é".repeat(3000);
+    page.browser
+        .eval::<serde_json::Value>(&format!(
+            "document.querySelector('#text').value = {}",
+            js(&text)
+        ))
+        .await;
+    page.browser.click("#send").await;
+    page.browser
+        .wait_for(
+            "[...document.querySelectorAll('[data-pane=\"single\"] .note')].some((n) => n.textContent.includes('at most 4096 bytes'))",
+            "the server's refusal to show in the pane",
+        )
+        .await;
+    let kept: String = page
+        .browser
+        .eval("document.querySelector('#text').value")
+        .await;
+    assert_eq!(kept, text, "the refused text stays in the input");
+    assert_eq!(
+        server.stats().await["rooms"]["refused"]["delivered"]["ws"],
+        0
+    );
+
+    // One live region on the page, whichever mode: not one per pane.
+    for mode in ["single", "side"] {
+        let live: Vec<String> = page
+            .browser
+            .eval("[...document.querySelectorAll('[aria-live]')].map((e) => e.closest('[data-pane]')?.dataset.pane ?? e.id)")
+            .await;
+        assert_eq!(live.len(), 1, "{mode}: {live:?}");
+        page.browser.click("#mode").await;
+    }
+    page.browser.close().await;
+}

@@ -24,6 +24,10 @@ pub const MAX_BATCH: usize = 64;
 /// The deliveries of one write, taken from a subscription and counted.
 pub struct Batch<'a> {
     subscription: &'a mut Subscription,
+    /// Someone may be watching the wire view: keep the last message for
+    /// it. Off, a batch takes no extra reference to a message, whose count
+    /// every receiver of the room shares (a contended atomic).
+    watching: bool,
     first: Option<Delivery>,
     taken: usize,
     messages: u64,
@@ -34,9 +38,14 @@ pub struct Batch<'a> {
 impl<'a> Batch<'a> {
     /// A batch that starts with `first`, or, without one, with whatever
     /// the subscription has ready.
-    pub fn new(subscription: &'a mut Subscription, first: Option<Delivery>) -> Self {
+    pub fn new(
+        state: &AppState,
+        subscription: &'a mut Subscription,
+        first: Option<Delivery>,
+    ) -> Self {
         Self {
             subscription,
+            watching: state.taps.armed(),
             first,
             taken: 0,
             messages: 0,
@@ -57,16 +66,17 @@ impl<'a> Batch<'a> {
 
     /// Counts what this batch handed out as delivered over `transport`,
     /// once it is written. When someone watches the room's wire view and
-    /// the batch carried a message, returns the room's tap and the last
-    /// message, for the adapter to store in its own framing.
+    /// the batch carried a message, returns the room's tap, with the last
+    /// message when the view was already watched as the batch began, for
+    /// the adapter to store in its own framing.
     pub fn delivered(
         self,
         state: &AppState,
         transport: Transport,
-    ) -> Option<(Arc<RoomTap>, Arc<Posted>)> {
+    ) -> Option<(Arc<RoomTap>, Option<Arc<Posted>>)> {
         let room = self.subscription.room();
         let tap = state.delivered(room, transport, self.messages, self.payload)?;
-        Some((tap, self.last_message?))
+        Some((tap, self.last_message))
     }
 }
 
@@ -87,7 +97,9 @@ impl Iterator for Batch<'_> {
         if let Delivery::Message(m) = &delivery {
             self.messages += 1;
             self.payload += m.json.len() as u64;
-            self.last_message = Some(Arc::clone(m));
+            if self.watching {
+                self.last_message = Some(Arc::clone(m));
+            }
         }
         Some(delivery)
     }

@@ -23,7 +23,7 @@ use crate::stats::Limit;
 use crate::transport::delivery::Batch;
 use crate::transport::ReadQuery;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use std::time::Duration;
@@ -56,7 +56,7 @@ pub async fn poll(
     // with the returned `next` for the rest.
     let mut subscription = room.subscribe(&query.resume()).await?;
     let mut body = PollBody::new(&subscription.hello_epoch());
-    let mut batch = Batch::new(&mut subscription, None);
+    let mut batch = Batch::new(&state, &mut subscription, None);
     body.drain(&mut batch);
     // Presence events wake the wait too but add nothing to the body, so
     // wait until there is something to answer or the hold is over.
@@ -72,9 +72,7 @@ pub async fn poll(
             _ = state.shutdown.cancelled() => break,
             _ = held.superseded.cancelled() => {
                 state.stats.count(Limit::PollsSuperseded);
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    "superseded: this client sent a newer long poll, and only one is held per client",
+                return Err(ApiError::superseded("superseded: this client sent a newer long poll, and only one is held per client",
                 ));
             }
         }

@@ -28,10 +28,9 @@ pub async fn post_message(
     if let Some(ip) = conn.map(|c| c.peer.ip()) {
         if state.admission.limits_apply_to(ip) && !state.http_sends.try_take(ip) {
             state.stats.count(Limit::SendsRateLimited);
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                ratelimit::refusal(state.http_sends.limit()),
-            ));
+            return Err(ApiError::rate_limited(ratelimit::refusal(
+                state.http_sends.limit(),
+            )));
         }
     }
     let Json(draft) = body?;
@@ -55,16 +54,14 @@ pub async fn read_body_in_time(
     let bytes = match tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(_)) => {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the body must be at most {limit} bytes"),
-            ))
+            return Err(ApiError::body_too_large(format!(
+                "the body must be at most {limit} bytes"
+            )))
         }
         Err(_) => {
-            return Err(ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                format!("the body did not arrive within {deadline:?}"),
-            ))
+            return Err(ApiError::body_too_slow(format!(
+                "the body did not arrive within {deadline:?}"
+            )))
         }
     };
     Ok(next

@@ -95,7 +95,7 @@ impl EventStream {
             _ = sleep(self.state.config.sse.keepalive) => return Some((Ok(Bytes::from_static(b":\n\n")), self)),
             _ = self.state.shutdown.cancelled() => return None,
         };
-        let mut batch = Batch::new(&mut self.subscription, Some(first));
+        let mut batch = Batch::new(&self.state, &mut self.subscription, Some(first));
         let first = batch.next()?;
         let chunk = match (first, batch.next()) {
             // The common case when the stream keeps up: one message, whose

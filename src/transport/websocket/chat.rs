@@ -190,7 +190,7 @@ impl Session {
     /// `delivery.rs`), then flushes once. Frames go straight into
     /// tungstenite's write buffer: nothing is allocated per delivery here.
     async fn write_batch(&mut self, link: &mut Link, first: Delivery) -> Result<(), End> {
-        let mut batch = Batch::new(&mut self.subscription, Some(first));
+        let mut batch = Batch::new(&self.state, &mut self.subscription, Some(first));
         let sink = link.sink();
         let feed_all = async {
             for delivery in batch.by_ref() {
@@ -203,7 +203,7 @@ impl Session {
             sink.flush().await
         };
         within_write_timeout(&self.state, feed_all).await?;
-        if let Some((tap, last)) = batch.delivered(&self.state, Transport::Ws) {
+        if let Some((tap, Some(last))) = batch.delivered(&self.state, Transport::Ws) {
             tap.store_delivery(Transport::Ws, ws_text_frame(&last.json));
         }
         Ok(())
