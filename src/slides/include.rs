@@ -11,7 +11,8 @@
 //!   file but its title);
 //! - `{{results/FILE.md#PART[row][column]}}` anywhere in prose or a table
 //!   puts one cell there: `PART`'s first table, the row whose first cell is
-//!   `row`, the column headed `column`. Hovering shows where it came from.
+//!   `row` (or whose leading cells are `a & b`, where the first repeats),
+//!   the column headed `column`. Hovering shows where it came from.
 //!
 //! A file that does not exist, a part or cell that is not there, or a
 //! quoted report that does not say its command and machine is a problem on
@@ -245,7 +246,9 @@ fn heading(line: &str) -> Option<(usize, &str)> {
 }
 
 /// The cell in the row whose first cell is `row` and the column headed
-/// `column` (both compared without case and inline marks).
+/// `column` (both compared without case and inline marks). Where the first
+/// cell repeats (a table per count, then per case), `row` may name the
+/// leading cells joined by ` & `: `2000 & redis, other instance`.
 fn lookup(table: &str, row: &str, column: &str) -> Result<String, String> {
     let rows: Vec<Vec<&str>> = table.lines().map(cells_of).collect();
     let header = rows.first().ok_or("empty table")?;
@@ -256,7 +259,10 @@ fn lookup(table: &str, row: &str, column: &str) -> Result<String, String> {
     let found = rows
         .iter()
         .skip(2)
-        .find(|r| r.first().is_some_and(|c| same(c, row)))
+        .find(|r| {
+            let keys: Vec<&str> = row.split(" & ").collect();
+            keys.len() <= r.len() && keys.iter().zip(r.iter()).all(|(k, c)| same(c, k))
+        })
         .ok_or_else(|| format!("no row `{row}`"))?;
     found
         .get(col)
@@ -304,6 +310,11 @@ mod tests {
         assert_eq!(lookup(&table, "sse", "b/msg").unwrap(), "27.6");
         assert!(lookup(&table, "poll", "B/msg").is_err());
         assert!(lookup(&table, "ws", "latency").is_err());
+        let repeated = "| n | case | p50 |\n| - | - | - |\n| 1 | memory | 0.1 |\n| 1 | redis | 0.3 |\n| 9 | redis | 0.4 |\n";
+        assert_eq!(lookup(repeated, "1", "p50").unwrap(), "0.1");
+        assert_eq!(lookup(repeated, "1 & redis", "p50").unwrap(), "0.3");
+        assert_eq!(lookup(repeated, "9 & Redis", "p50").unwrap(), "0.4");
+        assert!(lookup(repeated, "9 & memory", "p50").is_err());
     }
 
     #[test]
