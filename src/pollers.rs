@@ -17,6 +17,11 @@
 //! - the keys are spread over a few shards, each behind its own short lock,
 //!   so concurrent polls rarely wait on one another.
 //!
+//! The same entry holds the poller's held long poll, if any: one held poll
+//! per poller, a newer one supersedes it (see `transport/poll.rs` for why),
+//! registered under the same shard lock, so a held poll costs no lock that
+//! every poll of the server contends on and no allocation of its key.
+//!
 //! The table is bounded: past `max` pollers the least recently seen is
 //! forgotten, so a client inventing a new `client=` key per request cannot
 //! grow it without limit.
@@ -24,8 +29,9 @@
 use lru::LruCache;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// Independent locks; a power of two above the core count, so two polls
 /// rarely meet on one.
@@ -38,20 +44,27 @@ pub enum PollerKind {
     Short,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 struct Seen {
     kind: PollerKind,
     /// The coarse clock's value at the poller's last request.
     at: u64,
+    /// The poller's held poll: its ticket, and the token that tells it a
+    /// newer one took its place.
+    held: Option<(u64, CancellationToken)>,
 }
+
+type Shard = LruCache<Arc<str>, Seen>;
 
 /// The pollers of one room, with their counts.
 #[derive(Debug)]
 pub struct Pollers {
-    shards: [Mutex<LruCache<Box<str>, Seen>>; SHARDS],
+    shards: [Mutex<Shard>; SHARDS],
     hasher: std::collections::hash_map::RandomState,
     long: AtomicU64,
     short: AtomicU64,
+    held: AtomicU64,
+    next_ticket: AtomicU64,
     ttl_ms: u64,
     max_per_shard: usize,
 }
@@ -72,6 +85,8 @@ impl Pollers {
             hasher: Default::default(),
             long: AtomicU64::new(0),
             short: AtomicU64::new(0),
+            held: AtomicU64::new(0),
+            next_ticket: AtomicU64::new(0),
             ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
             max_per_shard: max.div_ceil(SHARDS).max(1),
         }
@@ -89,7 +104,7 @@ impl Pollers {
         // `get_mut` also moves the entry to the recently-seen end.
         if let Some(seen) = shard.get_mut(key) {
             let before = seen.kind;
-            *seen = Seen { kind, at: now };
+            (seen.kind, seen.at) = (kind, now);
             if before == kind {
                 return Change::Same;
             }
@@ -99,12 +114,62 @@ impl Pollers {
         }
         if shard.len() >= self.max_per_shard {
             if let Some((_, oldest)) = shard.pop_lru() {
-                self.count(oldest.kind).fetch_sub(1, Relaxed);
+                self.forget(oldest);
             }
         }
-        shard.push(key.into(), Seen { kind, at: now });
+        let seen = Seen {
+            kind,
+            at: now,
+            held: None,
+        };
+        shard.push(key.into(), seen);
         self.count(kind).fetch_add(1, Relaxed);
         Change::Changed
+    }
+
+    /// Registers a held poll of the poller `key` (seen just before, by
+    /// [`Pollers::saw`]), superseding the one it had held: that one's token
+    /// is cancelled. The returned guard ends the registration when dropped.
+    pub fn hold(self: &Arc<Self>, key: &str) -> HeldPoll {
+        let ticket = self.next_ticket.fetch_add(1, Relaxed);
+        let superseded = CancellationToken::new();
+        let mut shard = self.shard(key);
+        let held = Some((ticket, superseded.clone()));
+        let key = match shard.get_key_value_mut(key) {
+            Some((key, seen)) => {
+                match std::mem::replace(&mut seen.held, held) {
+                    Some((_, older)) => older.cancel(),
+                    None => {
+                        self.held.fetch_add(1, Relaxed);
+                    }
+                }
+                Arc::clone(key)
+            }
+            // Forgotten since it was seen (the table was full): remember it.
+            None => {
+                let key: Arc<str> = key.into();
+                let seen = Seen {
+                    kind: PollerKind::Long,
+                    at: 0,
+                    held,
+                };
+                shard.push(Arc::clone(&key), seen);
+                self.long.fetch_add(1, Relaxed);
+                self.held.fetch_add(1, Relaxed);
+                key
+            }
+        };
+        HeldPoll {
+            pollers: Arc::clone(self),
+            key,
+            ticket,
+            superseded,
+        }
+    }
+
+    /// Polls held right now.
+    pub fn held(&self) -> u64 {
+        self.held.load(Relaxed)
     }
 
     /// Forgets the pollers not seen for longer than the ttl at coarse time
@@ -117,13 +182,21 @@ impl Pollers {
                 if now.saturating_sub(seen.at) <= self.ttl_ms {
                     break;
                 }
-                let kind = seen.kind;
-                shard.pop_lru();
-                self.count(kind).fetch_sub(1, Relaxed);
+                if let Some((_, seen)) = shard.pop_lru() {
+                    self.forget(seen);
+                }
                 change = Change::Changed;
             }
         }
         change
+    }
+
+    /// Uncounts an entry that left the table.
+    fn forget(&self, seen: Seen) {
+        self.count(seen.kind).fetch_sub(1, Relaxed);
+        if seen.held.is_some() {
+            self.held.fetch_sub(1, Relaxed);
+        }
     }
 
     fn count(&self, kind: PollerKind) -> &AtomicU64 {
@@ -133,9 +206,34 @@ impl Pollers {
         }
     }
 
-    fn shard(&self, key: &str) -> MutexGuard<'_, LruCache<Box<str>, Seen>> {
+    fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
         let index = self.hasher.hash_one(key) as usize % SHARDS;
         lock(&self.shards[index])
+    }
+}
+
+/// A held poll's registration; dropping it ends the registration.
+#[derive(Debug)]
+pub struct HeldPoll {
+    pollers: Arc<Pollers>,
+    key: Arc<str>,
+    ticket: u64,
+    /// Cancelled when the same poller holds a newer poll.
+    pub superseded: CancellationToken,
+}
+
+impl Drop for HeldPoll {
+    fn drop(&mut self) {
+        let mut shard = self.pollers.shard(&self.key);
+        // `peek_mut`: ending a poll is not a sighting, the order stays.
+        let Some(seen) = shard.peek_mut(&*self.key) else {
+            return;
+        };
+        // A newer poll may have taken the slot; leave it alone.
+        if seen.held.as_ref().is_some_and(|(t, _)| *t == self.ticket) {
+            seen.held = None;
+            self.pollers.held.fetch_sub(1, Relaxed);
+        }
     }
 }
 
@@ -183,6 +281,25 @@ mod tests {
         // A poller that comes back after expiring counts again.
         p.saw("old", Long, 2000);
         assert_eq!(p.counts(), (1, 0));
+    }
+
+    #[test]
+    fn a_newer_held_poll_supersedes_the_older_and_each_ends_its_own() {
+        let p = Arc::new(pollers());
+        p.saw("a", Long, 0);
+        let first = p.hold("a");
+        assert_eq!(p.held(), 1);
+        let second = p.hold("a");
+        assert!(first.superseded.is_cancelled());
+        assert!(!second.superseded.is_cancelled());
+        assert_eq!(p.held(), 1, "one held poll per poller");
+        drop(first);
+        assert_eq!(p.held(), 1, "the older poll leaves the newer registered");
+        let other = p.hold("b");
+        assert_eq!((p.held(), p.counts()), (2, (2, 0)));
+        drop(second);
+        drop(other);
+        assert_eq!(p.held(), 0);
     }
 
     #[test]

@@ -30,11 +30,11 @@
 use crate::backbone::feed::Feed;
 use crate::backbone::{Backbone, BackboneError, LogRead, RoomEvent, RoomLog};
 use crate::message::{Control, Draft, DraftError, Online, Posted, Resume, Transport};
-use crate::pollers::{Change, PollerKind, Pollers};
+use crate::pollers::{Change, HeldPoll, PollerKind, Pollers};
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
@@ -278,6 +278,14 @@ impl Rooms {
         self.rooms.read().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Long polls held right now, in every room.
+    pub fn held_polls(&self) -> u64 {
+        self.read_map()
+            .values()
+            .map(|room| room.presence.pollers.held())
+            .sum()
+    }
+
     /// Every room, in no particular order.
     pub fn all(&self) -> Vec<Arc<Room>> {
         self.read_map().values().cloned().collect()
@@ -459,9 +467,15 @@ impl Room {
         }
     }
 
+    /// Registers a held long poll of the poller `key`; a newer one from the
+    /// same poller supersedes it (its `superseded` token is cancelled).
+    pub fn hold_poll(&self, key: &str) -> HeldPoll {
+        self.presence.pollers.hold(key)
+    }
+
     /// Everyone online in this room, on every instance of the backbone.
     pub fn online(&self) -> Online {
-        self.local_online() + *self.presence.remote()
+        self.local_online() + self.presence.remote()
     }
 
     /// Who is online through this server instance: four atomic loads.
@@ -479,10 +493,20 @@ impl Room {
     /// Records who is online through the other instances; a change is
     /// published on the next presence tick.
     pub fn set_remote_online(&self, online: Online) {
-        let mut remote = self.presence.remote();
-        if *remote != online {
-            *remote = online;
-            self.presence.changed.store(true, Ordering::Relaxed);
+        // Only the presence task writes these, so load-compare-store
+        // cannot race another writer.
+        let p = &self.presence;
+        if p.remote() != online {
+            let [ws, sse, longpoll, poll] = &p.remote;
+            for (cell, value) in [ws, sse, longpoll, poll].into_iter().zip([
+                online.ws,
+                online.sse,
+                online.longpoll,
+                online.poll,
+            ]) {
+                cell.store(value, Ordering::Relaxed);
+            }
+            p.changed.store(true, Ordering::Relaxed);
         }
     }
 
@@ -533,11 +557,12 @@ struct Presence {
     /// Pollers have no connection to count, so each is remembered with the
     /// coarse time of its last request and counts as online for
     /// `poller_ttl` (see `pollers.rs`).
-    pollers: Pollers,
+    pollers: Arc<Pollers>,
     /// The rooms' shared coarse clock (see [`Rooms::publish_presence`]).
     clock: Arc<AtomicU64>,
-    /// The other instances' counts, when a backbone shares presence.
-    remote: Mutex<Online>,
+    /// The other instances' counts (ws, sse, longpoll, poll), when a
+    /// backbone shares presence: atomics, as every poll answer reads them.
+    remote: [AtomicU64; 4],
     changed: AtomicBool,
 }
 
@@ -546,9 +571,9 @@ impl Presence {
         Self {
             ws: AtomicU64::default(),
             sse: AtomicU64::default(),
-            pollers: Pollers::new(config.poller_ttl, config.max_pollers),
+            pollers: Arc::new(Pollers::new(config.poller_ttl, config.max_pollers)),
             clock,
-            remote: Mutex::default(),
+            remote: Default::default(),
             changed: AtomicBool::default(),
         }
     }
@@ -561,9 +586,14 @@ impl Presence {
         }
     }
 
-    // Held for a copy; a panic cannot leave the counts inconsistent.
-    fn remote(&self) -> std::sync::MutexGuard<'_, Online> {
-        self.remote.lock().unwrap_or_else(|p| p.into_inner())
+    fn remote(&self) -> Online {
+        let [ws, sse, longpoll, poll] = self.remote.each_ref().map(|c| c.load(Ordering::Relaxed));
+        Online {
+            ws,
+            sse,
+            longpoll,
+            poll,
+        }
     }
 }
 

@@ -17,10 +17,8 @@ use crate::stats::{Limit, Stats};
 use crate::wire_view::{RoomTap, WireTaps};
 use axum::extract::{ConnectInfo, FromRequestParts, Path};
 use axum::http::request::Parts;
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -45,8 +43,6 @@ pub struct AppState {
     pub http_sends: Arc<PerAddress>,
     /// New rooms per address per minute.
     pub room_creations: Arc<PerAddress>,
-    /// Long polls being held, one per client.
-    pub held_polls: Arc<HeldPolls>,
     /// Which pages may use the rooms (RFC 6455 section 10.2).
     pub origins: Arc<OriginPolicy>,
 }
@@ -76,7 +72,6 @@ impl AppState {
                 },
                 Duration::from_secs(60),
             )),
-            held_polls: Arc::default(),
             origins: Arc::new(OriginPolicy::new(&config.allowed_origins)),
             stats,
             config: Arc::new(config),
@@ -184,68 +179,5 @@ impl<S: Send + Sync> FromRequestParts<S> for Conn {
                 .get::<ConnectInfo<ConnInfo>>()
                 .map(|c| c.0.clone()),
         ))
-    }
-}
-
-/// The long polls being held, one per client and room.
-#[derive(Debug, Default)]
-pub struct HeldPolls {
-    next_ticket: AtomicU64,
-    // Held for one map update per held poll, never across an await.
-    held: Mutex<HashMap<(String, String), (u64, CancellationToken)>>,
-}
-
-/// A held poll's registration; dropping it ends the registration.
-pub struct Held {
-    polls: Arc<HeldPolls>,
-    key: (String, String),
-    ticket: u64,
-    /// Cancelled when the same client sends a newer poll.
-    pub superseded: CancellationToken,
-}
-
-impl HeldPolls {
-    /// Registers a poll held for `client` in `room`, superseding any
-    /// poll that client already has held there.
-    pub fn hold(self: &Arc<Self>, room: &str, client: &str) -> Held {
-        let ticket = self.next_ticket.fetch_add(1, Relaxed);
-        let superseded = CancellationToken::new();
-        let key = (room.to_owned(), client.to_owned());
-        let older = self.map().insert(key.clone(), (ticket, superseded.clone()));
-        if let Some((_, older)) = older {
-            older.cancel();
-        }
-        Held {
-            polls: Arc::clone(self),
-            key,
-            ticket,
-            superseded,
-        }
-    }
-
-    /// Polls held right now.
-    pub fn len(&self) -> usize {
-        self.map().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn map(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(String, String), (u64, CancellationToken)>> {
-        // Plain data inside: a panic elsewhere cannot leave it torn.
-        self.held.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        let mut held = self.polls.map();
-        // A newer poll may have taken the key; leave its entry alone.
-        if held.get(&self.key).is_some_and(|(t, _)| *t == self.ticket) {
-            held.remove(&self.key);
-        }
     }
 }

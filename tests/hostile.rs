@@ -381,7 +381,7 @@ async fn many_overlapping_long_polls_from_one_client_leave_one_held() {
             .state
             .stats
             .limit_count(skyrocket::stats::Limit::PollsSuperseded);
-        superseded == POLLS as u64 - 1 && server.state.held_polls.len() == 1
+        superseded == POLLS as u64 - 1 && server.state.rooms.held_polls() == 1
     })
     .await;
     let id = server

@@ -255,7 +255,7 @@ async fn a_second_long_poll_from_one_client_supersedes_the_first_with_a_409() {
     };
     let first = tokio::spawn(poll("tab-1"));
     let bystander = tokio::spawn(poll("tab-2"));
-    eventually(|| async { server.state.held_polls.len() == 2 }).await;
+    eventually(|| async { server.state.rooms.held_polls() == 2 }).await;
 
     let second = tokio::spawn(poll("tab-1"));
     let first = within(PATIENCE, first).await.unwrap().unwrap();
@@ -263,7 +263,7 @@ async fn a_second_long_poll_from_one_client_supersedes_the_first_with_a_409() {
     let body = first.text().await.unwrap();
     assert!(error_text(&body).contains("superseded"), "{body}");
     // The newer poll is the one held, with the other client's.
-    eventually(|| async { server.state.held_polls.len() == 2 }).await;
+    eventually(|| async { server.state.rooms.held_polls() == 2 }).await;
 
     let id = server
         .target("overlap")

@@ -62,7 +62,7 @@ async fn counts_every_transport_and_expires_pollers_after_the_ttl() {
         let mut long = PollClient::new(&target, &Resume::default(), 25);
         held.push(tokio::spawn(async move { long.poll_once().await }));
     }
-    eventually(|| async { server.state.held_polls.len() == 2 }).await;
+    eventually(|| async { server.state.rooms.held_polls() == 2 }).await;
     rooms.tick_at(ttl + 500);
     want.longpoll = 2;
     wait_for(&mut watcher, want).await;

@@ -13,10 +13,12 @@
 //! wins because the usual cause is a page that gave up on its poll (a
 //! network change, a transport switch) while the server still holds it;
 //! refusing the newer poll would leave that page waiting out the old hold.
-//! The older poll had nothing to answer yet, so nothing is lost.
+//! The older poll had nothing to answer yet, so nothing is lost. The hold
+//! is registered in the poller's presence entry (`pollers.rs`): one short
+//! shard lock, no server-wide map.
 
 use crate::error::ApiError;
-use crate::message::Transport;
+use crate::message::{Online, Transport};
 use crate::room::Delivery;
 use crate::state::{AppState, Conn, RoomParam};
 use crate::stats::Limit;
@@ -25,7 +27,7 @@ use crate::transport::ReadQuery;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-
+use std::sync::Arc;
 use std::time::Duration;
 
 pub async fn poll(
@@ -47,21 +49,24 @@ pub async fn poll(
         Transport::LongPoll
     };
     // Presence needs a stable poller id: the `client` query value when
-    // given, else the peer address.
-    let peer = conn.as_ref().map(|c| c.peer.to_string());
+    // given, else the peer address (formatted only then).
+    let peer = match (&query.client, &conn) {
+        (None, Some(c)) => Some(c.peer.to_string()),
+        _ => None,
+    };
     let key = query.client.as_deref().or(peer.as_deref()).unwrap_or("");
     room.saw_poller(key, transport);
 
     // One body is one batch (see `delivery.rs`): the client asks again
     // with the returned `next` for the rest.
     let mut subscription = room.subscribe(&query.resume()).await?;
-    let mut body = PollBody::new(&subscription.hello_epoch());
+    let mut body = PollBody::new(subscription.hello_epoch());
     let mut batch = Batch::new(&state, &mut subscription, None);
     body.drain(&mut batch);
     // Presence events wake the wait too but add nothing to the body, so
     // wait until there is something to answer or the hold is over.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
-    let held = (body.is_empty() && wait > 0).then(|| state.held_polls.hold(room.name(), key));
+    let held = (body.is_empty() && wait > 0).then(|| room.hold_poll(key));
     while let Some(held) = held.as_ref().filter(|_| body.is_empty()) {
         tokio::select! {
             waited = batch.wait() => {
@@ -86,22 +91,24 @@ pub async fn poll(
     Ok(body.finish(subscription.cursor(), room.online()))
 }
 
-/// `{"messages":[...],"next":N,"epoch":"..."}`, built by appending bytes.
+/// `{"messages":[...],"next":N,"epoch":"...","online":{...}}`, built by
+/// appending bytes: the messages' stored JSON spliced in, the few numbers
+/// written in place, no JSON value built per poll.
 struct PollBody {
     json: Vec<u8>,
-    epoch: String,
+    epoch: Arc<str>,
     messages: usize,
     reset: bool,
     gap: Option<(u64, u64)>,
 }
 
 impl PollBody {
-    fn new(epoch: &str) -> Self {
+    fn new(epoch: Arc<str>) -> Self {
         let mut json = Vec::with_capacity(256);
         json.extend_from_slice(br#"{"messages":["#);
         Self {
             json,
-            epoch: epoch.to_owned(),
+            epoch,
             messages: 0,
             reset: false,
             gap: None,
@@ -133,29 +140,33 @@ impl PollBody {
             }
             Delivery::Reset { epoch, .. } => {
                 self.reset = true;
-                self.epoch = epoch.to_string();
+                self.epoch = epoch;
             }
             // A poll body carries presence as a field, filled in at the end.
             Delivery::Presence(_) => {}
         }
     }
 
-    fn finish(mut self, next: u64, online: crate::message::Online) -> Response {
-        let tail = serde_json::json!({
-            "next": next,
-            "epoch": self.epoch,
-            "online": online,
-        });
-        self.json.extend_from_slice(b"],");
-        let tail = serde_json::to_vec(&tail).expect("poll fields serialise");
-        // Splice the object's fields after the messages array.
-        self.json.extend_from_slice(&tail[1..tail.len() - 1]);
+    fn finish(mut self, next: u64, online: Online) -> Response {
+        use std::io::Write;
+        // Writing into a Vec cannot fail.
+        let Online {
+            ws,
+            sse,
+            longpoll,
+            poll,
+        } = online;
+        let _ = write!(self.json, r#"],"next":{next},"epoch":"#);
+        let _ = serde_json::to_writer(&mut self.json, &*self.epoch);
+        let _ = write!(
+            self.json,
+            r#","online":{{"ws":{ws},"sse":{sse},"longpoll":{longpoll},"poll":{poll}}}"#
+        );
         if self.reset {
             self.json.extend_from_slice(br#","reset":true"#);
         }
         if let Some((from, to)) = self.gap {
-            self.json
-                .extend_from_slice(format!(r#","gap":{{"from":{from},"to":{to}}}"#).as_bytes());
+            let _ = write!(self.json, r#","gap":{{"from":{from},"to":{to}}}"#);
         }
         self.json.push(b'}');
         (
@@ -166,5 +177,35 @@ impl PollBody {
             self.json,
         )
             .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_body_is_the_json_of_the_contract() {
+        let mut body = PollBody::new("e1".into());
+        body.push(Delivery::Gap { from: 1, to: 3 });
+        let online = Online {
+            ws: 1,
+            sse: 2,
+            longpoll: 3,
+            poll: 4,
+        };
+        let response = body.finish(3, online);
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({
+                "messages": [], "next": 3, "epoch": "e1",
+                "online": {"ws": 1, "sse": 2, "longpoll": 3, "poll": 4},
+                "gap": {"from": 1, "to": 3},
+            })
+        );
     }
 }
