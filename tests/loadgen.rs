@@ -28,6 +28,7 @@ fn small_spec(servers: Servers, transports: Vec<Transport>) -> Spec {
         drain: PATIENCE,
         servers,
         connect: Default::default(),
+        floor: false,
     }
 }
 
@@ -91,6 +92,33 @@ async fn a_small_run_per_transport_loses_nothing(wire: Wire) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_floor_server_delivers_every_message_on_every_transport() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    let floor = tokio::spawn(skyrocket::loadgen::floor::serve(
+        listener,
+        stop.clone().cancelled_owned(),
+    ));
+    let spec = small_spec(Servers::Urls(vec![base]), Kind::ALL.to_vec());
+    let progress = indicatif::ProgressBar::hidden();
+    let runs = within(
+        PATIENCE * 4,
+        skyrocket::loadgen::run_all(&spec, &CancellationToken::new(), &progress, |_| {}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(runs.len(), 4);
+    for run in &runs {
+        assert_complete(run);
+        // The floor counts its deliveries, the one figure loadgen needs.
+        assert!(run.server.delivered > 0, "{}", run.transport);
+    }
+    stop.cancel();
+    within(PATIENCE, floor).await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_sweeps_and_writes_its_report() {
     let dir = std::env::temp_dir().join(format!(
         "skyrocket-loadgen-{}-{}",
@@ -102,7 +130,7 @@ async fn the_binary_sweeps_and_writes_its_report() {
     command
         .args(["--transport", "ws,longpoll", "--clients", "2,3"])
         .args(["--rate", "20", "--duration", "1s", "--warmup", "200ms"])
-        .args(["--drain", "20s", "--senders", "2"])
+        .args(["--drain", "20s", "--senders", "2", "--floor"])
         .arg("--report")
         .arg(&dir)
         .arg("--json")
@@ -146,6 +174,10 @@ async fn the_binary_sweeps_and_writes_its_report() {
             assert_eq!(run["delivered"], run["expected"], "{run}");
             // loadgen started these servers, so it saw their processes.
             assert!(run["server"]["cpu_seconds_per_1000"].is_number(), "{run}");
+            assert!(run["loadgen_cpu_seconds"].is_number(), "{run}");
+            // --floor ran the same workload against the floor server.
+            assert_eq!(run["floor"]["lost"], 0, "{run}");
+            assert!(run["floor"]["cpu_ratio"].is_number(), "{run}");
             assert!(
                 run["server"]["rss_idle_mib"].as_f64().unwrap() > 0.0,
                 "{run}"

@@ -33,6 +33,13 @@ enum Command {
     /// Run the server itself: loadgen starts its child server this way.
     #[command(hide = true)]
     Serve(ServerArgs),
+    /// Serve the floor: a minimal fan-out server with no rooms, accounting
+    /// or per-delivery JSON, to measure the real server against.
+    Floor {
+        /// Where to listen; port 0 picks a free one.
+        #[arg(long, default_value = "127.0.0.1:3001")]
+        addr: std::net::SocketAddr,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -92,6 +99,10 @@ struct LoadArgs {
     /// An extra flag for the child server; repeat for more.
     #[arg(long, allow_hyphen_values = true)]
     server_arg: Vec<String>,
+    /// Run every workload against the floor server too, and report the
+    /// server's CPU per delivery over the floor's.
+    #[arg(long)]
+    floor: bool,
     /// Write the results as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -132,6 +143,7 @@ impl LoadArgs {
                 insecure: self.insecure,
                 trusted: Vec::new(),
             },
+            floor: self.floor,
         })
     }
 
@@ -187,6 +199,15 @@ async fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("server: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(Command::Floor { addr }) = cli.command {
+        return match serve_floor(addr).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("floor: {e}");
                 ExitCode::FAILURE
             }
         };
@@ -283,4 +304,16 @@ async fn main() -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// `loadgen floor`: binds, prints the address (loadgen reads it from
+/// there when it asked for port 0) and serves until a shutdown signal.
+async fn serve_floor(addr: std::net::SocketAddr) -> std::io::Result<()> {
+    skyrocket::config::raise_open_file_limit();
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    println!(
+        "Skyrocket floor up.\n  floor: http://{}/",
+        listener.local_addr()?
+    );
+    skyrocket::loadgen::floor::serve(listener, skyrocket::server::shutdown_signal()).await
 }

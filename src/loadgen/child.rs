@@ -28,6 +28,15 @@ impl ServerCommand {
         })
     }
 
+    /// `loadgen floor --addr 127.0.0.1:0`: the minimal fan-out server
+    /// (`floor.rs`) from this very executable.
+    pub fn floor() -> io::Result<Self> {
+        Ok(Self {
+            program: std::env::current_exe()?,
+            args: vec!["floor".to_owned(), "--addr".into(), "127.0.0.1:0".into()],
+        })
+    }
+
     /// Another server binary (an older build, say), given the same flags.
     pub fn binary(program: PathBuf, extra: &[String]) -> Self {
         let mut args = vec!["--addr".to_owned(), "127.0.0.1:0".into()];
@@ -79,7 +88,9 @@ impl ChildServer {
         let mut lines = BufReader::new(stdout).lines();
         let base = tokio::time::timeout(Duration::from_secs(10), async {
             while let Some(line) = lines.next_line().await? {
-                if let Some(url) = line.split("demo page:").nth(1) {
+                // The server's first URL line, or the floor's.
+                let url = line.split("demo page:").nth(1);
+                if let Some(url) = url.or_else(|| line.split("floor:").nth(1)) {
                     return Ok(url.trim().trim_end_matches('/').to_owned());
                 }
             }

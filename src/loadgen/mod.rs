@@ -7,7 +7,9 @@
 //! - [`run`]: one run (connect, warm up, measure, drain) with the library's
 //!   own clients ([`crate::client`]), no second copy of the protocol;
 //! - [`tally`]: open-loop latency and delivery counts;
-//! - [`report`]: the table, JSON and Markdown; [`charts`]: its SVG charts.
+//! - [`report`]: the table, JSON and Markdown; [`charts`]: its SVG charts;
+//! - [`floor`]: the minimal fan-out server each transport is measured
+//!   against (`loadgen floor`, `loadgen --floor`).
 //!
 //! Everything is bounded: counts and durations come from the spec, every
 //! connect and the drain have a deadline, and the target is loopback
@@ -15,6 +17,7 @@
 
 pub mod charts;
 pub mod child;
+pub mod floor;
 pub mod probe;
 pub mod report;
 pub mod run;
@@ -23,7 +26,7 @@ pub mod tally;
 
 use child::ChildServer;
 use indicatif::ProgressBar;
-use report::RunResult;
+use report::{FloorFigures, RunResult};
 use run::Instance;
 use spec::{Servers, Spec};
 use tokio_util::sync::CancellationToken;
@@ -75,9 +78,43 @@ pub async fn run_all(
                     run::run_one(spec, kind, clients, &instances, interrupt, progress).await
                 }
             };
+            let mut result = result;
+            if spec.floor && !interrupt.is_cancelled() {
+                result.floor =
+                    Some(floor_run(spec, kind, clients, &result, interrupt, progress).await?);
+            }
             on_run(&result);
             results.push(result);
         }
     }
     Ok(results)
+}
+
+/// The same workload against a fresh floor server, and the server's CPU per
+/// delivery over the floor's.
+async fn floor_run(
+    spec: &Spec,
+    kind: crate::client::Kind,
+    clients: usize,
+    ours: &RunResult,
+    interrupt: &CancellationToken,
+    progress: &ProgressBar,
+) -> std::io::Result<FloorFigures> {
+    let child = ChildServer::start(&child::ServerCommand::floor()?).await?;
+    let instance = Instance {
+        base: child.base.clone(),
+        pid: Some(child.pid()),
+    };
+    let floor = run::run_one(spec, kind, clients, &[instance], interrupt, progress).await;
+    child.stop().await?;
+    let cpu = floor.server.cpu_seconds_per_1000;
+    Ok(FloorFigures {
+        cpu_seconds_per_1000: cpu,
+        p99_ms: floor.latency_ms.p99,
+        lost: floor.lost,
+        cpu_ratio: match (ours.server.cpu_seconds_per_1000, cpu) {
+            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+            _ => None,
+        },
+    })
 }

@@ -47,6 +47,8 @@ pub struct ServerFigures {
     pub wire_out_per_delivery: f64,
     pub wire_in_per_delivery: f64,
     pub requests_per_delivery: f64,
+    /// The server's CPU seconds (user + system) over the measured window.
+    pub cpu_seconds: Option<f64>,
     pub cpu_seconds_per_1000: Option<f64>,
     pub rss_idle_mib: Option<f64>,
     pub rss_per_client_kib: Option<f64>,
@@ -65,6 +67,8 @@ pub struct RunResult {
     pub dropped: u64,
     /// Why clients failed or dropped, with counts.
     pub failures: Vec<(String, u64)>,
+    /// Failed polls that pollers retried with the same `since`.
+    pub poll_retries: u64,
     pub connect_ms: Percentiles,
     pub senders: usize,
     pub rate: f64,
@@ -84,7 +88,23 @@ pub struct RunResult {
     pub window_s: f64,
     pub deliveries_per_sec: f64,
     pub server: ServerFigures,
+    /// loadgen's own CPU seconds over the same window (`/proc/self`): next
+    /// to the server's, it shows which side was saturated.
+    pub loadgen_cpu_seconds: Option<f64>,
+    /// The same workload against the floor server, when `--floor` ran it.
+    pub floor: Option<FloorFigures>,
     pub interrupted: bool,
+}
+
+/// The floor's side of a run: the minimal fan-out server (`floor.rs`) on
+/// the same workload, and how much more CPU per delivery ours took.
+#[derive(Debug, Clone, Serialize)]
+pub struct FloorFigures {
+    pub cpu_seconds_per_1000: Option<f64>,
+    pub p99_ms: f64,
+    pub lost: u64,
+    /// Our CPU per delivery over the floor's.
+    pub cpu_ratio: Option<f64>,
 }
 
 /// A whole loadgen invocation.
@@ -145,6 +165,11 @@ fn rows(runs: &[RunResult]) -> (Vec<&'static str>, Vec<Vec<String>>) {
         "in B/dlv",
         "req/dlv",
         "CPU s/1k dlv",
+        "floor CPU s/1k",
+        "x floor",
+        "server CPU s",
+        "loadgen CPU s",
+        "retries",
         "RSS KiB/client",
         "connect p99 ms",
     ];
@@ -169,6 +194,11 @@ fn rows(runs: &[RunResult]) -> (Vec<&'static str>, Vec<Vec<String>>) {
                 format!("{:.1}", r.server.wire_in_per_delivery),
                 format!("{:.3}", r.server.requests_per_delivery),
                 opt(r.server.cpu_seconds_per_1000, 4),
+                opt(r.floor.as_ref().and_then(|f| f.cpu_seconds_per_1000), 4),
+                opt(r.floor.as_ref().and_then(|f| f.cpu_ratio), 2),
+                opt(r.server.cpu_seconds, 2),
+                opt(r.loadgen_cpu_seconds, 2),
+                r.poll_retries.to_string(),
                 opt(r.server.rss_per_client_kib, 1),
                 format!("{:.1}", r.connect_ms.p99),
             ]
@@ -498,6 +528,16 @@ const COLUMNS: &str = "
   from its own accounting (`/stats`). The senders' POSTs are not included.
 - **CPU s/1k dlv**: the server process's user+system CPU seconds per 1,000
   deliveries (`/proc/PID/stat`); n/a when loadgen did not start the server.
+- **floor CPU s/1k, x floor**: the same workload against the floor, a
+  minimal fan-out server that writes the same bytes to the same sockets
+  with no room, no accounting and no JSON work per delivery (`--floor`);
+  and our CPU per delivery over the floor's.
+- **server CPU s, loadgen CPU s**: CPU seconds (user + system) of the
+  server and of loadgen itself over the measured window. Two cores are
+  200% at most: when loadgen's share is large, the client side was part of
+  what saturated.
+- **retries**: failed polls that a poller asked again with the same `since`
+  (up to 5 in a row), so a refused connection is not a lost message.
 - **RSS KiB/client**: growth of the server's resident memory from before the
   clients connected to when all were connected and idle, per client.
 - **connect p99 ms**: from starting to connect to being able to receive

@@ -29,6 +29,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Connections being opened at once, so a fast ramp does not overflow the
 /// server's accept backlog.
 const CONNECTS_IN_FLIGHT: usize = 256;
+/// Failed polls in a row a poller retries (with the same `since`, so it
+/// loses nothing) before it counts as dropped.
+const POLL_RETRIES: u32 = 5;
+/// Pause before the first retry; doubled for each further one.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 /// A server under test; `pid` is known when loadgen started it.
 #[derive(Debug, Clone)]
@@ -44,6 +49,8 @@ struct Clients {
     failed: AtomicU64,
     /// Clients whose stream broke after connecting.
     dropped: AtomicU64,
+    /// Failed polls retried with the same `since`.
+    retries: AtomicU64,
     connect_us: Mutex<Histogram<u64>>,
     /// Why clients failed, with counts, so "1,204 x too many open files"
     /// is one line, not 1,204.
@@ -56,6 +63,7 @@ impl Clients {
             connected: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
             connect_us: Mutex::new(new_histogram()),
             failures: Mutex::new(BTreeMap::new()),
         }
@@ -89,15 +97,20 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// The server's counters for one transport, summed over the instances,
-/// and its CPU and memory when loadgen knows its process.
+/// and its CPU and memory when loadgen knows its process; and loadgen's
+/// own CPU, so a report shows which side was saturated.
 #[derive(Debug, Clone, Copy, Default)]
 struct ServerSample {
     counters: CountersSnapshot,
     usage: Option<Usage>,
+    loadgen: Option<Usage>,
 }
 
 async fn sample(targets: &[Target], instances: &[Instance], transport: &str) -> ServerSample {
-    let mut total = ServerSample::default();
+    let mut total = ServerSample {
+        loadgen: Usage::of(std::process::id()).ok(),
+        ..ServerSample::default()
+    };
     for target in targets {
         if let Ok(counters) = target.counters(transport).await {
             total.counters += counters;
@@ -268,6 +281,10 @@ pub async fn run_one(
         (Some(b), Some(a)) => Some(a.cpu_seconds - b.cpu_seconds),
         _ => None,
     };
+    let loadgen_cpu = match (before.loadgen, after.loadgen) {
+        (Some(b), Some(a)) => Some(a.cpu_seconds - b.cpu_seconds),
+        _ => None,
+    };
     let rss_per_client = match (base.usage, idle.usage) {
         (Some(b), Some(i)) if connected > 0 => {
             Some((i.rss_bytes as f64 - b.rss_bytes as f64) / connected as f64 / 1024.0)
@@ -285,6 +302,7 @@ pub async fn run_one(
         connected,
         connect_failed: state.failed.load(Relaxed),
         dropped: state.dropped.load(Relaxed),
+        poll_retries: state.retries.load(Relaxed),
         failures,
         connect_ms,
         senders: spec.senders.max(1),
@@ -312,11 +330,14 @@ pub async fn run_one(
                 before.counters.wire_bytes_in,
             ),
             requests_per_delivery: per_delivery(after.counters.requests, before.counters.requests),
+            cpu_seconds: usage_delta,
             cpu_seconds_per_1000: usage_delta
                 .map(|cpu| cpu / (server_delivered.max(1) as f64 / 1000.0)),
             rss_idle_mib: idle.usage.map(|u| u.rss_bytes as f64 / (1024.0 * 1024.0)),
             rss_per_client_kib: rss_per_client,
         },
+        loadgen_cpu_seconds: loadgen_cpu,
+        floor: None,
         interrupted: interrupt.is_cancelled(),
     }
 }
@@ -379,6 +400,8 @@ impl Receiver {
         self.clients.connected(started.elapsed());
         drop(permit);
         let mut last_id = 0;
+        let mut failed_polls = 0;
+        let polls = matches!(self.kind, Kind::LongPoll | Kind::Poll);
         loop {
             let event = tokio::select! {
                 biased;
@@ -386,10 +409,25 @@ impl Receiver {
                 event = subscriber.next_event() => event,
             };
             let now = Instant::now();
+            // A poll that failed is asked again: the client kept its
+            // `since`, so the retry loses nothing. A few in a row, then the
+            // poller gives up like a broken stream.
+            if event.is_err() && polls && failed_polls < POLL_RETRIES {
+                let pause = RETRY_PAUSE * 2u32.pow(failed_polls);
+                failed_polls += 1;
+                self.clients.retries.fetch_add(1, Relaxed);
+                tokio::select! {
+                    _ = self.stop.cancelled() => return,
+                    _ = tokio::time::sleep(pause) => continue,
+                }
+            }
             // A broken stream ends this receiver whether or not sending has
             // begun: retrying a closed stream would only spin.
             let event = match event {
-                Ok(event) => event,
+                Ok(event) => {
+                    failed_polls = 0;
+                    event
+                }
                 Err(e) => {
                     let why = format!("{} stream ended: {}", self.kind.name(), in_plain_words(&e));
                     return self.clients.dropped(why);

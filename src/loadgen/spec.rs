@@ -34,6 +34,8 @@ pub struct Spec {
     /// own, as separate browsers), and whether a self-signed certificate
     /// is accepted.
     pub connect: Connect,
+    /// Run every workload against the floor server too (`floor.rs`).
+    pub floor: bool,
 }
 
 /// The server(s) under test.
