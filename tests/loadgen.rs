@@ -47,13 +47,11 @@ fn assert_complete(run: &RunResult) {
     assert!(!run.interrupted, "{name}");
 }
 
-async fn a_small_run_per_transport_loses_nothing(wire: Wire) {
-    let server = TestServer::over(wire, skyrocket::Config::default()).await;
-    let mut spec = small_spec(
-        Servers::Urls(vec![server.base()]),
-        Transport::RECEIVING.to_vec(),
-    );
-    spec.connect = server.connect.clone();
+/// A small run per transport against the server at `base`, each checked
+/// complete (nothing lost, nothing duplicated).
+async fn every_transport_at(base: String, connect: skyrocket::client::Connect) -> Vec<RunResult> {
+    let mut spec = small_spec(Servers::Urls(vec![base]), Transport::RECEIVING.to_vec());
+    spec.connect = connect;
     let progress = indicatif::ProgressBar::hidden();
     let runs = within(
         PATIENCE * 4,
@@ -62,8 +60,14 @@ async fn a_small_run_per_transport_loses_nothing(wire: Wire) {
     .await
     .unwrap();
     assert_eq!(runs.len(), 4);
+    runs.iter().for_each(assert_complete);
+    runs
+}
+
+async fn a_small_run_per_transport_loses_nothing(wire: Wire) {
+    let server = TestServer::over(wire, skyrocket::Config::default()).await;
+    let runs = every_transport_at(server.base(), server.connect.clone()).await;
     for run in &runs {
-        assert_complete(run);
         // The message JSON carries the 100-byte text and more, so every
         // delivery costs more than its text on the wire.
         assert!(
@@ -100,17 +104,7 @@ async fn the_floor_server_delivers_every_message_on_every_transport() {
         listener,
         stop.clone().cancelled_owned(),
     ));
-    let spec = small_spec(Servers::Urls(vec![base]), Kind::ALL.to_vec());
-    let progress = indicatif::ProgressBar::hidden();
-    let runs = within(
-        PATIENCE * 4,
-        skyrocket::loadgen::run_all(&spec, &CancellationToken::new(), &progress, |_| {}),
-    )
-    .await
-    .unwrap();
-    assert_eq!(runs.len(), 4);
-    for run in &runs {
-        assert_complete(run);
+    for run in &every_transport_at(base, Default::default()).await {
         // The floor counts its deliveries, the one figure loadgen needs.
         assert!(run.server.delivered > 0, "{}", run.transport);
     }

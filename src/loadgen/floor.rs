@@ -16,8 +16,8 @@
 //! it too and reports the server's CPU per delivery over the floor's.
 
 use crate::config::WsConfig;
+use crate::message::CountersSnapshot;
 use crate::message::{now_millis, Draft, Posted};
-use crate::stats::CountersSnapshot;
 use axum::body::Body;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};

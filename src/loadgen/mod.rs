@@ -94,7 +94,7 @@ pub async fn run_all(
 /// delivery over the floor's.
 async fn floor_run(
     spec: &Spec,
-    kind: crate::client::Kind,
+    kind: crate::message::Transport,
     clients: usize,
     ours: &RunResult,
     interrupt: &CancellationToken,

@@ -401,7 +401,7 @@ impl Receiver {
         drop(permit);
         let mut last_id = 0;
         let mut failed_polls = 0;
-        let polls = matches!(self.kind, Kind::LongPoll | Kind::Poll);
+        let polls = matches!(self.kind, Transport::LongPoll | Transport::Poll);
         loop {
             let event = tokio::select! {
                 biased;
