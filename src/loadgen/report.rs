@@ -67,7 +67,9 @@ pub struct RunResult {
     pub dropped: u64,
     /// Why clients failed or dropped, with counts.
     pub failures: Vec<(String, u64)>,
-    /// Failed polls that pollers retried with the same `since`.
+    /// Failed polls that pollers retried with the same `since` (absent
+    /// from reports made before loadgen retried).
+    #[serde(default)]
     pub poll_retries: u64,
     pub connect_ms: Percentiles,
     pub senders: usize,
@@ -98,7 +100,7 @@ pub struct RunResult {
 
 /// The floor's side of a run: the minimal fan-out server (`floor.rs`) on
 /// the same workload, and how much more CPU per delivery ours took.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FloorFigures {
     pub cpu_seconds_per_1000: Option<f64>,
     pub p99_ms: f64,
@@ -556,6 +558,7 @@ mod tests {
             connect_failed: 0,
             dropped: 0,
             failures: Vec::new(),
+            poll_retries: 0,
             connect_ms: Percentiles::default(),
             senders: 1,
             rate: 20.0,
@@ -580,10 +583,13 @@ mod tests {
                 wire_out_per_delivery: 210.0,
                 wire_in_per_delivery: 0.0,
                 requests_per_delivery: 0.0,
+                cpu_seconds: None,
                 cpu_seconds_per_1000: None,
                 rss_idle_mib: None,
                 rss_per_client_kib: None,
             },
+            loadgen_cpu_seconds: None,
+            floor: None,
             interrupted: false,
         }
     }
