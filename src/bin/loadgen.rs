@@ -92,6 +92,11 @@ struct LoadArgs {
     /// An extra flag for the child server; repeat for more.
     #[arg(long, allow_hyphen_values = true)]
     server_arg: Vec<String>,
+    /// Send clients and senders through each server's network in between
+    /// with these conditions, e.g. `rtt=50ms` or `rtt=150ms,jitter=10ms`
+    /// (the server's `--network` spec; see the README).
+    #[arg(long, value_name = "SPEC", value_parser = skyrocket::network::Conditions::parse)]
+    network: Option<skyrocket::network::Conditions>,
     /// Write the results as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -132,6 +137,7 @@ impl LoadArgs {
                 insecure: self.insecure,
                 trusted: Vec::new(),
             },
+            network: self.network,
         })
     }
 
@@ -156,7 +162,7 @@ impl LoadArgs {
             "Workload: {} sender(s) post {} messages/s in total on an open-loop schedule \
              ({} bytes of text each), {:?} of warmup then {:?} measured; receivers connect \
              at {}/s; short pollers wait {:?} after an empty poll, long polls hold up to 25 s. \
-             Clients speak {}. Server: {server}.",
+             Clients speak {}. Server: {server}.{network}",
             self.senders,
             self.rate,
             self.size,
@@ -168,6 +174,12 @@ impl LoadArgs {
                 "HTTP/2 where the server offers it (one connection per receiver)"
             } else {
                 "HTTP/1.1"
+            },
+            network = match &self.network {
+                Some(c) => format!(
+                    " Clients and senders go through the server's network in between: `{c}`."
+                ),
+                None => String::new(),
             },
         )
     }

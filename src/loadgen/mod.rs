@@ -50,13 +50,15 @@ pub async fn run_all(
                     for _ in 0..(*count).max(1) {
                         children.push(ChildServer::start(command).await?);
                     }
-                    let instances: Vec<Instance> = children
+                    let mut instances: Vec<Instance> = children
                         .iter()
                         .map(|child| Instance {
                             base: child.base.clone(),
                             pid: Some(child.pid()),
+                            via: None,
                         })
                         .collect();
+                    through_network(spec, &mut instances).await?;
                     let result =
                         run::run_one(spec, kind, clients, &instances, interrupt, progress).await;
                     for child in children {
@@ -65,13 +67,15 @@ pub async fn run_all(
                     result
                 }
                 Servers::Urls(urls) => {
-                    let instances: Vec<Instance> = urls
+                    let mut instances: Vec<Instance> = urls
                         .iter()
                         .map(|url| Instance {
                             base: url.trim_end_matches('/').to_owned(),
                             pid: None,
+                            via: None,
                         })
                         .collect();
+                    through_network(spec, &mut instances).await?;
                     run::run_one(spec, kind, clients, &instances, interrupt, progress).await
                 }
             };
@@ -80,4 +84,19 @@ pub async fn run_all(
         }
     }
     Ok(results)
+}
+
+/// With `spec.network`, sets each instance's conditions and sends its
+/// clients through its network port.
+async fn through_network(spec: &Spec, instances: &mut [Instance]) -> std::io::Result<()> {
+    let Some(conditions) = &spec.network else {
+        return Ok(());
+    };
+    for instance in instances {
+        instance
+            .through_network(conditions)
+            .await
+            .map_err(std::io::Error::other)?;
+    }
+    Ok(())
 }

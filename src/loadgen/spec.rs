@@ -34,6 +34,9 @@ pub struct Spec {
     /// own, as separate browsers), and whether a self-signed certificate
     /// is accepted.
     pub connect: Connect,
+    /// Clients and senders go through the server's network in between,
+    /// with these conditions (`--network rtt=50ms`); `None`: directly.
+    pub network: Option<crate::network::Conditions>,
 }
 
 /// The server(s) under test.
