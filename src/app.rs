@@ -37,6 +37,7 @@ pub fn app(state: AppState) -> Router {
         .route(POLL, get(poll::poll))
         .route("/rooms/{room}/wire", get(wire_view))
         .route("/echo/ws", get(echo::upgrade).connect(echo::upgrade))
+        .merge(crate::network::api::routes(state.network.clone()))
         .route_layer(middleware::from_fn_with_state(state.clone(), check_origin));
     Router::new()
         .route("/", get(demo_page))

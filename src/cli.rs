@@ -11,12 +11,15 @@
 //! comes from `Config::default()`, so there is one source for them.
 
 use crate::config::{self, RateLimit};
+use crate::network::{Conditions, Network};
 use crate::tls::{Identity, ServerTls};
 use crate::{AppState, Config};
 use clap::Parser;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::net::TcpListener;
 
 fn defaults() -> Config {
     Config::default()
@@ -155,6 +158,37 @@ pub struct ServerArgs {
     /// HTTP/2: stream resets one connection may send in a burst.
     #[arg(long, default_value_t = defaults().connections.h2_reset_rate.burst)]
     h2_reset_burst: u32,
+    /// Where the network in between listens: a second port whose
+    /// connections reach this server through the conditions of --network
+    /// (changed live at /network and on the demo page). `off` for none
+    /// [default: the port after --addr's, skipped with a warning if taken].
+    #[arg(long, value_name = "ADDR|off", value_parser = parse_network_addr)]
+    pub network_addr: Option<NetworkAddr>,
+    /// The network's conditions at start, for example
+    /// `rtt=100ms,jitter=10ms,bandwidth=1mbit,idle=60s,buffer=16KiB,upgrade=403,drop=5s`.
+    #[arg(long, value_name = "SPEC", default_value = "none", value_parser = Conditions::parse)]
+    pub network: Conditions,
+    /// Send no WebSocket pings and no SSE keepalive comments, so a quiet
+    /// connection is really quiet (to show what an idle timeout does).
+    #[arg(long)]
+    no_heartbeats: bool,
+}
+
+/// `--network-addr`: off, or an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkAddr {
+    Off,
+    At(SocketAddr),
+}
+
+fn parse_network_addr(value: &str) -> Result<NetworkAddr, String> {
+    if value == "off" {
+        return Ok(NetworkAddr::Off);
+    }
+    value
+        .parse()
+        .map(NetworkAddr::At)
+        .map_err(|e| format!("{value:?}: {e} (expected host:port or off)"))
 }
 
 impl ServerArgs {
@@ -205,6 +239,10 @@ impl ServerArgs {
             per_second: self.h2_reset_rate,
             burst: self.h2_reset_burst,
         };
+        if self.no_heartbeats {
+            config.ws.ping_interval = config::NEVER;
+            config.sse.keepalive = config::NEVER;
+        }
         config
     }
 
@@ -228,6 +266,28 @@ impl ServerArgs {
             .and_then(|identity| ServerTls::new(identity, self.http1_only))
             .map(Some)
             .map_err(|e| std::io::Error::other(format!("cannot start: {e}")))
+    }
+
+    /// Binds the network in between, unless it is off. The default port
+    /// is a convenience: when it is taken the server runs without it.
+    async fn bind_network(&self, main: SocketAddr) -> std::io::Result<Option<TcpListener>> {
+        let addr = match self.network_addr {
+            Some(NetworkAddr::Off) => return Ok(None),
+            Some(NetworkAddr::At(addr)) => return TcpListener::bind(addr).await.map(Some),
+            // Port 0 (tests, loadgen's child) gets a free port of its own.
+            None if main.port() == 0 => SocketAddr::new(main.ip(), 0),
+            None => match main.port().checked_add(1) {
+                Some(port) => SocketAddr::new(main.ip(), port),
+                None => return Ok(None),
+            },
+        };
+        match TcpListener::bind(addr).await {
+            Ok(listener) => Ok(Some(listener)),
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "no network in between (choose a port with --network-addr)");
+                Ok(None)
+            }
+        }
     }
 }
 
@@ -256,8 +316,32 @@ pub async fn serve(args: ServerArgs) -> std::io::Result<()> {
     let state = AppState::connect(config)
         .await
         .map_err(|e| std::io::Error::other(format!("cannot start: {e}")))?;
-    let listener = tokio::net::TcpListener::bind(args.addr).await?;
+    let listener = TcpListener::bind(args.addr).await?;
     let addr = listener.local_addr()?;
+    let network = match args.bind_network(addr).await? {
+        Some(proxy) => {
+            let network = Arc::new(Network::new(args.network));
+            // The proxy dials the main listener; a wildcard address is
+            // reached over loopback.
+            let upstream = match addr.ip().is_unspecified() {
+                true => SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port()),
+                false => addr,
+            };
+            let proxy_addr = proxy.local_addr()?;
+            tokio::spawn(crate::network::serve(
+                proxy,
+                upstream,
+                Arc::clone(&network),
+                state.shutdown.clone(),
+            ));
+            Some((network, proxy_addr))
+        }
+        None => None,
+    };
+    let state = match &network {
+        Some((network, _)) => state.with_network(Arc::clone(network)),
+        None => state,
+    };
     let backbone = state.rooms.backbone().name();
     tracing::info!(
         %addr,
@@ -276,6 +360,13 @@ pub async fn serve(args: ServerArgs) -> std::io::Result<()> {
     );
     if let Some(tls) = &tls {
         let _ = write!(out, "{}", tls.how_to_trust(addr));
+    }
+    if let Some((network, proxy_addr)) = &network {
+        let _ = writeln!(
+            out,
+            "  network:   http://{proxy_addr}/ (the same server through the network in between: {})",
+            network.conditions()
+        );
     }
     let _ = out.flush();
     crate::run(listener, state, crate::server::shutdown_signal()).await?;

@@ -145,6 +145,11 @@ impl RateLimit {
     }
 }
 
+/// A heartbeat interval that never comes round (`--no-heartbeats`): a
+/// year, far enough never to fire, near enough that `Instant + NEVER`
+/// cannot overflow.
+pub const NEVER: Duration = Duration::from_secs(365 * 24 * 3600);
+
 impl Default for Config {
     fn default() -> Self {
         Self {

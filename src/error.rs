@@ -30,6 +30,14 @@ impl ApiError {
         }
     }
 
+    /// A `/network` route on a server started without a network in between.
+    pub fn no_network() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "this server has no network in between (start it with --network-addr)",
+        )
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
     }

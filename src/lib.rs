@@ -40,8 +40,13 @@
 //! - [`slides`]: the talk at `/slides`, and read-only views of the files it
 //!   quotes (`/results`, `/source`).
 //!
+//! - [`network`]: the network in between, a proxy on a second port with
+//!   latency, bandwidth, idle timeout, buffering, refused upgrades and
+//!   drops, changed live at `/network`.
+//!
 //! ## The clients (tests, benches, `loadgen`)
-//! - [`client`]: one Rust client per transport; it uses only the model.
+//! - [`client`]: one Rust client per transport, and [`client::auto`], which
+//!   falls back from one to the next; it uses only the model.
 //!
 //! ## The tools (`src/bin/loadgen.rs`, examples, benches)
 //! - [`loadgen`]: the load generator; [`overhead`]: bytes per message per
@@ -60,6 +65,7 @@ pub mod conn;
 pub(crate) mod error;
 pub mod loadgen;
 pub mod message;
+pub mod network;
 pub(crate) mod origin;
 pub mod overhead;
 pub(crate) mod pollers;

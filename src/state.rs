@@ -10,6 +10,7 @@ use crate::backbone::{Backbone, BackboneError};
 use crate::config::{Config, RateLimit};
 use crate::conn::ConnInfo;
 use crate::message::Transport;
+use crate::network::Network;
 use crate::origin::OriginPolicy;
 use crate::ratelimit::PerAddress;
 use crate::room::{Room, RoomConfig, RoomError, Rooms};
@@ -45,6 +46,8 @@ pub struct AppState {
     pub room_creations: Arc<PerAddress>,
     /// Which pages may use the rooms (RFC 6455 section 10.2).
     pub origins: Arc<OriginPolicy>,
+    /// The network in between, when the server opened one (`/network`).
+    pub network: Option<Arc<Network>>,
 }
 
 impl AppState {
@@ -78,7 +81,14 @@ impl AppState {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             taps: Arc::default(),
+            network: None,
         }
+    }
+
+    /// This state with a network in between, which `/network` controls.
+    pub fn with_network(mut self, network: Arc<Network>) -> Self {
+        self.network = Some(network);
+        self
     }
 
     /// Counts a delivery of `messages` (`payload` bytes of JSON) to a client

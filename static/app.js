@@ -79,7 +79,19 @@
  *                            transport (all its clients, from /stats):
  *                            down, up (wire bytes), rpm (requests)
  *     .compose input, .compose button   per-pane send (side-by-side mode)
- *   URL: ?room=NAME&mode=single|side&transport=ws|sse|longpoll|poll
+ *   #transport also offers "auto": the single pane tries ws, sse, longpoll,
+ *                            poll in turn; its data-auto="yes", its
+ *                            data-transport is the transport in use and
+ *                            data-why says why; each fallback adds a
+ *                            .note.switch line
+ *   #netbar                  the network panel, hidden unless GET /network
+ *                            answers; data-through "yes" when the page was
+ *                            opened through the network's port
+ *     button[data-fault]     rtt | bandwidth | idle | buffer | upgrade403 |
+ *                            upgradedrop | drop (toggles, aria-pressed says
+ *                            which are on), drop-now, clear
+ *     #net-status            the conditions (data-spec) and counters
+ *   URL: ?room=NAME&mode=single|side&transport=ws|sse|longpoll|poll|auto
  *        &wire=open opens the wire panel on load (read once, not kept)
  */
 'use strict';
@@ -95,6 +107,12 @@ const ROOM_NAME = /^[A-Za-z0-9_-]{1,64}$/;    // the contract's rule, checked be
 const LONG_POLL_WAIT = 25;                      // seconds the server may hold a long poll
 const MAX_ITEMS = 400;                          // lines kept per pane; older ones are dropped
 const BACKOFF_FIRST_MS = 250;
+// Auto mode (section 3b): the order tried, how long a new connection has to
+// send its hello, and failed reconnects in a row before leaving a transport
+// that worked.
+const AUTO_ORDER = ['ws', 'sse', 'longpoll', 'poll'];
+const AUTO_PROBE_MS = 4000;
+const AUTO_RETRIES = 2;
 const BACKOFF_CAP_MS = 5000;
 
 const SPARK_BARS = 30;                          // messages in a pane's latency sparkline
@@ -341,7 +359,9 @@ const CONNECTORS = {
 class Pane {
   constructor(key, transport, page) {
     this.key = key;                    // "single", or a transport name
-    this.transport = transport;
+    this.auto = transport === 'auto';  // auto mode: this.transport is the one in use
+    this.transport = this.auto ? AUTO_ORDER[0] : transport;
+    this.resetAuto();
     this.page = page;                  // { room(), nick(), pollInterval(), onPresence() }
     this.client = `${key}-${randomId()}`;   // client_id prefix and poller id
     this.sendSeq = 0;
@@ -399,7 +419,11 @@ class Pane {
 
   showTransport() {
     this.root.dataset.transport = this.transport;
-    $('.name', this.root).textContent = LABELS[this.transport];
+    this.root.dataset.auto = this.auto ? 'yes' : 'no';
+    this.root.dataset.why = this.auto ? this.autoWhy : '';
+    const name = $('.name', this.root);
+    name.textContent = this.auto ? `Auto: ${LABELS[this.transport]}` : LABELS[this.transport];
+    name.title = this.auto ? this.autoWhy : '';
     // The sparkline and the server-wide figures belong to the transport,
     // not to the pane: start them afresh, and show the new transport's
     // figures now rather than at the next /stats refresh.
@@ -418,6 +442,7 @@ class Pane {
   stop() {
     this.running = false;
     clearTimeout(this.retryTimer);
+    clearTimeout(this.probeTimer);
     this.generation += 1;
     if (this.handle) this.handle.stop();
     this.handle = null;
@@ -431,12 +456,20 @@ class Pane {
     for (const resolve of this.wsSends.splice(0)) resolve(ok);
   }
 
-  setTransport(transport) {
-    if (transport === this.transport) return;
+  // What the transport switch shows: "auto", or the transport.
+  choice() {
+    return this.auto ? 'auto' : this.transport;
+  }
+
+  setTransport(choice) {
+    if (choice === this.choice()) return;
     const wasRunning = this.running;
     this.stop();
-    const from = LABELS[this.transport];
+    const from = this.auto ? 'auto' : LABELS[this.transport];
+    this.auto = choice === 'auto';
+    const transport = this.auto ? AUTO_ORDER[0] : choice;
     this.transport = transport;
+    this.resetAuto();
     this.showTransport();
     const where = this.lastId === null ? 'from the start' : `after #${this.lastId}`;
     this.note(`Switched from ${from} to ${LABELS[transport]}: resuming ${where}`, 'switch');
@@ -458,6 +491,16 @@ class Pane {
       current((event) => this.onEvent(event)),
       current((state, detail) => this.onState(state, detail)),
     );
+    if (this.auto) {
+      // A connection proves itself by its hello, not by "open": a buffering
+      // proxy lets an SSE response head through and holds the events.
+      clearTimeout(this.probeTimer);
+      this.probeTimer = setTimeout(current(() => {
+        this.generation += 1;          // the stalled connection says nothing more
+        if (this.handle) this.handle.stop();
+        this.onState('closed', `no hello within ${AUTO_PROBE_MS / 1000} s`);
+      }), AUTO_PROBE_MS);
+    }
   }
 
   onState(state, detail) {
@@ -469,10 +512,42 @@ class Pane {
     // The connection is dead: try again later, from the cursor we hold then.
     this.handle = null;
     this.settleWsSends(false);
+    if (this.auto && this.autoFailed(detail)) return;
     const delay = backoffDelay(this.attempt);
     this.attempt += 1;
     this.showState('reconnecting', `in ${formatMs(delay)}${detail ? ` (${detail})` : ''}`);
     this.retryTimer = setTimeout(() => { if (this.running) this.connect(); }, delay);
+  }
+
+  // ---- 3b. Auto mode: WebSocket, then SSE, then long polling, then short
+  // polling, as the Socket.IO and Centrifugo clients do. A transport that
+  // never worked (no hello) is left at its first failure; one that worked
+  // is retried, and left after AUTO_RETRIES failures in a row. The cursor
+  // is the pane's, so a fallback resumes like any reconnect: nothing lost,
+  // nothing doubled. The pane never moves back up the list: it settles.
+  resetAuto() {
+    clearTimeout(this.probeTimer);
+    this.autoWorked = false;           // has this.transport delivered a hello?
+    this.autoFailures = 0;             // failures in a row on this.transport
+    this.autoWhy = this.auto ? `${LABELS[this.transport]}: first choice` : '';
+  }
+
+  // A connection failed in auto mode. True when the pane moved to the next
+  // transport (and connected it); false to reconnect as usual.
+  autoFailed(detail) {
+    clearTimeout(this.probeTimer);
+    this.autoFailures += 1;
+    const next = AUTO_ORDER[AUTO_ORDER.indexOf(this.transport) + 1];
+    if (!next || (this.autoWorked && this.autoFailures <= AUTO_RETRIES)) return false;
+    const why = `${LABELS[this.transport]} failed: ${detail || 'closed'}`;
+    this.note(`Auto: ${why}; trying ${LABELS[next]}, resuming after #${this.lastId ?? 0}`, 'switch');
+    this.transport = next;
+    this.resetAuto();
+    this.autoWhy = `${LABELS[next]}, because ${why}`;
+    this.showTransport();
+    this.attempt = 0;
+    this.connect();
+    return true;
   }
 
   showState(state, detail) {
@@ -485,6 +560,11 @@ class Pane {
     switch (event.type) {
       case 'message': return this.onMessage(event);
       case 'hello':
+        if (this.auto) {
+          clearTimeout(this.probeTimer);
+          this.autoWorked = true;
+          this.autoFailures = 0;
+        }
         // Adopt the epoch only on a first connection. On a resume, a hello
         // with another epoch is followed by a reset, which is what moves us.
         if (this.epoch === null) this.epoch = event.epoch;
@@ -1100,6 +1180,114 @@ function startWirePanel(page) {
 // 5. Page wiring
 // ---------------------------------------------------------------------------
 
+// ---------------------------------------------------------------------------
+// 4c. Network panel: the network in between (GET/PUT /network), shown when
+// the server has one. One button per fault, each a toggle; the faults apply
+// to every connection through the network's port, so the page says whether
+// it was opened through it (and links there when it was not).
+// ---------------------------------------------------------------------------
+
+const FAULTS = [
+  { key: 'rtt', label: 'RTT 300 ms', on: { rtt_ms: 300 }, off: { rtt_ms: 0 },
+    active: (c) => c.up_ms + c.down_ms > 0, title: '150 ms each way on every chunk, order kept' },
+  { key: 'bandwidth', label: '32 KiB/s', on: { bandwidth: 32768 }, off: { bandwidth: 0 },
+    active: (c) => c.bandwidth > 0, title: 'a bandwidth cap per connection and direction' },
+  { key: 'idle', label: 'Idle timeout 20 s', on: { idle_ms: 20000 }, off: { idle_ms: 0 },
+    active: (c) => c.idle_ms > 0,
+    title: 'cuts connections quiet for 20 s: SSE keepalives (every 15 s) keep a stream alive; WebSocket pings (25 s) and 25 s long polls are too slow' },
+  { key: 'buffer', label: 'Buffering proxy', on: { buffer_kib: 16 }, off: { buffer_kib: 0 },
+    active: (c) => c.buffer_kib > 0, title: 'holds each response body until it ends or 16 KiB pile up: SSE stalls, polls pass' },
+  { key: 'upgrade403', label: 'No Upgrade (403)', on: { upgrade: '403' }, off: { upgrade: 'allow' },
+    active: (c) => c.upgrade === '403', title: 'answers WebSocket upgrades with 403 Forbidden' },
+  { key: 'upgradedrop', label: 'No Upgrade (reset)', on: { upgrade: 'drop' }, off: { upgrade: 'allow' },
+    active: (c) => c.upgrade === 'drop', title: 'resets connections that ask for a WebSocket upgrade' },
+  { key: 'drop', label: 'Drop every 10 s', on: { drop_ms: 10000 }, off: { drop_ms: 0 },
+    active: (c) => c.drop_ms > 0, title: 'resets every connection every 10 s, like a phone changing networks' },
+];
+const NETWORK_POLL_MS = 2000;
+
+function startNetworkPanel(bar) {
+  const status = $('#net-status', bar);
+  const where = $('.net-where', bar);
+  const buttons = new Map();
+  let conditions = null;
+
+  async function call(method, path, body) {
+    // Through the network, a drop may cut this very request: one retry.
+    for (let tries = 0; tries < 2; tries += 1) {
+      try {
+        const response = await fetch(path, {
+          method,
+          cache: 'no-store',
+          headers: body ? { 'Content-Type': 'application/json' } : {},
+          body: body ? JSON.stringify(body) : undefined,
+        });
+        const answer = await response.json();
+        if (!response.ok) throw new Error(answer.error || `HTTP ${response.status}`);
+        return answer;
+      } catch (err) {
+        if (tries === 1 || !(err instanceof TypeError)) throw err;
+      }
+    }
+    return null;
+  }
+
+  function show(state) {
+    conditions = state.conditions;
+    bar.hidden = false;
+    const port = (state.addr || '').split(':').pop();
+    const through = location.port === port;
+    bar.dataset.through = through ? 'yes' : 'no';
+    if (through) {
+      where.replaceChildren('Through the network in between:');
+    } else {
+      const url = `${location.protocol}//${location.hostname}:${port}${location.pathname}${location.search}`;
+      where.replaceChildren('Faults apply to ', el('a', { href: url }, `port ${port}`), ':');
+    }
+    for (const fault of FAULTS) {
+      const on = fault.active(conditions);
+      buttons.get(fault.key).setAttribute('aria-pressed', String(on));
+    }
+    const c = state.counters;
+    status.dataset.spec = state.spec;
+    status.textContent = `${state.spec} · ${c.open} open · cut: idle ${c.idle_cuts}, drops ${c.drop_cuts} · upgrades refused ${c.upgrades_refused}`
+      + (c.held ? ` · ${c.held} B held` : '');
+  }
+
+  async function change(path, method, body) {
+    try {
+      show(await call(method, path, body));
+    } catch (err) {
+      status.textContent = `Not changed: ${err.message}`;
+    }
+  }
+
+  for (const fault of FAULTS) {
+    const button = el('button', { type: 'button', 'data-fault': fault.key, 'aria-pressed': 'false', title: fault.title }, fault.label);
+    button.addEventListener('click', () => {
+      const on = button.getAttribute('aria-pressed') === 'true';
+      change('/network', 'PUT', on ? fault.off : fault.on);
+    });
+    buttons.set(fault.key, button);
+  }
+  const dropNow = el('button', { type: 'button', 'data-fault': 'drop-now', title: 'reset every connection through the network now' }, 'Drop now');
+  dropNow.addEventListener('click', () => change('/network/drop', 'POST'));
+  const clear = el('button', { type: 'button', 'data-fault': 'clear', title: 'a clean network again' }, 'Clear');
+  clear.addEventListener('click', () => change('/network', 'PUT', { reset: true }));
+  $('.net-buttons', bar).append(...buttons.values(), dropNow, clear);
+
+  async function refresh() {
+    try {
+      show(await call('GET', '/network'));
+    } catch {
+      // 404: no network in between on this server; keep the bar hidden.
+      if (conditions === null) return;
+    }
+    setTimeout(refresh, NETWORK_POLL_MS);
+  }
+  refresh();
+}
+
 function main() {
   const params = new URLSearchParams(location.search);
   const nickInput = $('#nick');
@@ -1110,7 +1298,7 @@ function main() {
 
   let room = ROOM_NAME.test(params.get('room') || '') ? params.get('room') : 'lobby';
   let mode = params.get('mode') === 'side' ? 'side' : 'single';
-  const firstTransport = TRANSPORTS.includes(params.get('transport')) ? params.get('transport') : 'ws';
+  const firstTransport = [...TRANSPORTS, 'auto'].includes(params.get('transport')) ? params.get('transport') : 'ws';
 
   nickInput.value = loadNick();
   roomInput.value = room;
@@ -1121,7 +1309,7 @@ function main() {
   const page = {
     lastStats: null,                     // the latest /stats "transports", for panes that switch
     mode: () => mode,
-    transport: () => (single ? single.transport : firstTransport),
+    transport: () => (single ? single.transport : AUTO_ORDER[0]),
     room: () => room,
     nick: () => nickInput.value.trim(),
     pollInterval: () => Number(intervalInput.value),
@@ -1160,7 +1348,7 @@ function main() {
     const url = withQuery(location.pathname, {
       room: room === 'lobby' ? undefined : room,
       mode: mode === 'side' ? 'side' : undefined,
-      transport: single.transport === 'ws' ? undefined : single.transport,
+      transport: single.choice() === 'ws' ? undefined : single.choice(),
     });
     history.replaceState(null, '', url);   // a reload keeps the presenter's setup
   }
@@ -1213,6 +1401,7 @@ function main() {
   });
 
   applyMode();
+  startNetworkPanel($('#netbar'));
   const wire = startWirePanel(page);
   if (params.get('wire') === 'open') wire.setOpen(true);
   startTotals($('#totals'), (transports) => {

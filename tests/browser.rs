@@ -420,6 +420,63 @@ async fn the_wire_panel_and_the_cost_figures_fill_in() {
     page.browser.close().await;
 }
 
+/// A corporate proxy that refuses WebSocket upgrades: the page, opened
+/// through the network in between, in auto mode, settles on SSE, says
+/// why, and chats; the network panel shows the fault that is on.
+#[tokio::test]
+async fn auto_mode_falls_back_to_sse_when_the_network_refuses_upgrades() {
+    use common::network::NetServer;
+    use skyrocket::network::Conditions;
+    let net = NetServer::start(
+        skyrocket::Config::default(),
+        Conditions::parse("upgrade=403").unwrap(),
+    )
+    .await;
+    let Some(page) = Demo::launch_at(net.base.clone()).await else {
+        return;
+    };
+    page.open("corp", "&transport=auto").await;
+    page.wait_single_open_on("sse").await;
+    let why: String = page
+        .browser
+        .eval("document.querySelector('[data-pane=\"single\"]').dataset.why")
+        .await;
+    assert!(why.contains("WebSocket failed"), "{why}");
+    let notes: Vec<String> = page
+        .browser
+        .eval("[...document.querySelectorAll('[data-pane=\"single\"] li.note.switch')].map((li) => li.textContent)")
+        .await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+
+    page.send_main("through the proxy").await;
+    let shown = page.wait_for_text(&["single"], "through the proxy").await;
+    assert_eq!(shown[0].id, 1);
+    assert_eq!(page.lines("single").await.len(), 1);
+    assert!(net.counters().upgrades_refused >= 1);
+
+    // The network panel is there, knows the page came through it, and
+    // shows the refusal switched on.
+    page.browser
+        .wait_for(
+            "document.querySelector('#netbar').dataset.through === 'yes'
+             && document.querySelector('#netbar [data-fault=\"upgrade403\"]').getAttribute('aria-pressed') === 'true'",
+            "the network panel to show upgrade=403",
+        )
+        .await;
+    // One click turns the fault off, for the server too.
+    page.browser
+        .click("#netbar [data-fault=\"upgrade403\"]")
+        .await;
+    page.browser
+        .wait_for(
+            "document.querySelector('#netbar [data-fault=\"upgrade403\"]').getAttribute('aria-pressed') === 'false'",
+            "the refusal to be off",
+        )
+        .await;
+    assert_eq!(net.network.conditions(), Conditions::NONE);
+    page.browser.close().await;
+}
+
 /// Chooses `view` in the wire panel, waits for its sample, and returns
 /// what it shows: `len` (bytes in the first hex dump), `texts` (each HTTP
 /// or SSE text block, line-end markers removed), and for WebSocket

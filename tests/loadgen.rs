@@ -29,6 +29,7 @@ fn small_spec(servers: Servers, transports: Vec<Transport>) -> Spec {
         servers,
         connect: Default::default(),
         floor: false,
+        network: None,
     }
 }
 
@@ -62,6 +63,32 @@ async fn every_transport_at(base: String, connect: skyrocket::client::Connect) -
     assert_eq!(runs.len(), 4);
     runs.iter().for_each(assert_complete);
     runs
+}
+
+/// `--network rtt=100ms`: clients and senders go through the server's
+/// network in between, lose nothing, and every message pays the round trip
+/// (a lower bound a delay cannot undercut; no upper bound is asserted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_through_the_network_pays_the_round_trip_and_loses_nothing() {
+    use common::network::NetServer;
+    use skyrocket::network::Conditions;
+    let net = NetServer::start(skyrocket::Config::default(), Conditions::NONE).await;
+    let mut spec = small_spec(Servers::Urls(vec![net.server.base()]), vec![Transport::Ws]);
+    spec.network = Some(Conditions::parse("rtt=100ms").unwrap());
+    let progress = indicatif::ProgressBar::hidden();
+    let runs = within(
+        PATIENCE * 2,
+        skyrocket::loadgen::run_all(&spec, &CancellationToken::new(), &progress, |_| {}),
+    )
+    .await
+    .unwrap();
+    assert_complete(&runs[0]);
+    assert!(runs[0].latency_ms.p50 >= 100.0, "{:?}", runs[0].latency_ms);
+    assert_eq!(net.network.conditions().up_ms, 50);
+    assert!(
+        net.counters().total >= 7,
+        "5 receivers and 2 senders went through"
+    );
 }
 
 async fn a_small_run_per_transport_loses_nothing(wire: Wire) {

@@ -105,6 +105,11 @@ struct LoadArgs {
     /// server's CPU per delivery over the floor's.
     #[arg(long)]
     floor: bool,
+    /// Send clients and senders through each server's network in between
+    /// with these conditions, e.g. `rtt=50ms` or `rtt=150ms,jitter=10ms`
+    /// (the server's `--network` spec; see the README).
+    #[arg(long, value_name = "SPEC", value_parser = skyrocket::network::Conditions::parse)]
+    network: Option<skyrocket::network::Conditions>,
     /// Write the results as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -146,6 +151,7 @@ impl LoadArgs {
                 trusted: Vec::new(),
             },
             floor: self.floor,
+            network: self.network,
         })
     }
 
@@ -170,7 +176,7 @@ impl LoadArgs {
             "Workload: {} sender(s) post {} messages/s in total on an open-loop schedule \
              ({} bytes of text each), {:?} of warmup then {:?} measured; receivers connect \
              at {}/s; short pollers wait {:?} after an empty poll, long polls hold up to 25 s. \
-             Clients speak {}. Server: {server}.",
+             Clients speak {}. Server: {server}.{network}",
             self.senders,
             self.rate,
             self.size,
@@ -182,6 +188,12 @@ impl LoadArgs {
                 "HTTP/2 where the server offers it (one connection per receiver)"
             } else {
                 "HTTP/1.1"
+            },
+            network = match &self.network {
+                Some(c) => format!(
+                    " Clients and senders go through the server's network in between: `{c}`."
+                ),
+                None => String::new(),
             },
         )
     }

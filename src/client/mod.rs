@@ -4,7 +4,10 @@
 //! Every client yields the same [`Event`]s; [`Subscriber`] wraps the four so
 //! a caller can be generic over the transport. Each speaks plain HTTP/1.1,
 //! or HTTPS with HTTP/1.1 or HTTP/2 ([`tls::Connect`] on the [`Target`]).
+//! [`auto::AutoClient`] reconnects and falls back from one transport to the next.
 
+pub mod auto;
+pub mod heard;
 pub mod poll;
 pub mod sse;
 pub mod tls;
@@ -218,6 +221,16 @@ impl Subscriber {
             Self::Ws(c) => c.next_event().await,
             Self::Sse(c) => c.next_event().await,
             Self::Poll(c) => c.next_event().await,
+        }
+    }
+
+    /// When the server was last heard from on this connection: any frame,
+    /// keepalive or answer.
+    pub fn heard(&self) -> tokio::time::Instant {
+        match self {
+            Self::Ws(c) => c.heard(),
+            Self::Sse(c) => c.heard(),
+            Self::Poll(c) => c.heard(),
         }
     }
 }

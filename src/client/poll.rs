@@ -6,6 +6,7 @@ use crate::message::{ChatMessage, Control, Event, Resume};
 use serde::Deserialize;
 use std::collections::VecDeque;
 use std::time::Duration;
+use tokio::time::Instant;
 
 #[derive(Debug)]
 pub struct PollClient {
@@ -20,6 +21,8 @@ pub struct PollClient {
     client: String,
     ready: VecDeque<Event>,
     polls: u64,
+    /// When the last answer arrived.
+    heard: Instant,
 }
 
 /// The poll body of the contract.
@@ -57,6 +60,7 @@ impl PollClient {
             ),
             ready: VecDeque::new(),
             polls: 0,
+            heard: Instant::now(),
         }
     }
 
@@ -72,6 +76,18 @@ impl PollClient {
         }
         client.wait = wait;
         Ok(client)
+    }
+
+    /// Makes the first request now, a short poll answered at once whose
+    /// messages are kept for `next_event` (a quick proof that polling works
+    /// on this path), then polls that wait `wait` seconds.
+    pub async fn probed(mut self, wait: u64) -> Result<Self> {
+        self.wait = 0;
+        let body = self.poll_once().await?;
+        self.take(body);
+        self.polls = 0;
+        self.wait = wait;
+        Ok(self)
     }
 
     pub fn with_interval(mut self, interval: Duration) -> Self {
@@ -107,6 +123,7 @@ impl PollClient {
         self.since = Some(body.next);
         self.epoch = Some(body.epoch.clone());
         self.polls += 1;
+        self.heard = Instant::now();
         Ok(body)
     }
 
@@ -119,20 +136,7 @@ impl PollClient {
                 tokio::time::sleep(self.interval).await;
             }
             let body = self.poll_once().await?;
-            if body.reset {
-                self.ready.push_back(Event::Control(Control::Reset {
-                    epoch: body.epoch.clone(),
-                    latest: body.next,
-                }));
-            }
-            if let Some(gap) = body.gap {
-                self.ready.push_back(Event::Control(Control::Gap {
-                    from: gap.from,
-                    to: gap.to,
-                }));
-            }
-            self.ready
-                .extend(body.messages.into_iter().map(Event::Message));
+            self.take(body);
         }
     }
 
@@ -145,6 +149,39 @@ impl PollClient {
     /// seen through another poller (a page that switched transports).
     pub fn set_client(&mut self, client: &str) {
         self.client = client.to_owned();
+    }
+
+    /// A poll body's events, queued in the order the contract gives them.
+    fn take(&mut self, body: PollBody) {
+        if body.reset {
+            self.ready.push_back(Event::Control(Control::Reset {
+                epoch: body.epoch.clone(),
+                latest: body.next,
+            }));
+        }
+        if let Some(gap) = body.gap {
+            self.ready.push_back(Event::Control(Control::Gap {
+                from: gap.from,
+                to: gap.to,
+            }));
+        }
+        self.ready
+            .extend(body.messages.into_iter().map(Event::Message));
+    }
+
+    /// The cursor the next poll sends.
+    pub fn since(&self) -> Option<u64> {
+        self.since
+    }
+
+    /// The room life of the last answer, once there was one.
+    pub fn epoch(&self) -> Option<&str> {
+        self.epoch.as_deref()
+    }
+
+    /// When the last answer arrived.
+    pub fn heard(&self) -> Instant {
+        self.heard
     }
 
     /// Requests made so far.

@@ -1,15 +1,21 @@
 //! Server-Sent Events client over reqwest, parsed by `eventsource-stream`.
 //! Keeps the last event id, as a browser's `EventSource` does.
 
+use super::heard::LastHeard;
 use super::{parse_event, resume_query, ClientError, Result, Target};
 use crate::message::{Event, Resume};
 use eventsource_stream::Eventsource;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
+use std::sync::Arc;
+use tokio::time::Instant;
 
 pub struct SseClient {
     events: BoxStream<'static, std::result::Result<eventsource_stream::Event, String>>,
     last_event_id: Option<String>,
+    /// When bytes last arrived, keepalive comments included (the parser
+    /// swallows comments, so they are seen on the byte stream).
+    heard: Arc<LastHeard>,
 }
 
 impl std::fmt::Debug for SseClient {
@@ -40,14 +46,18 @@ impl SseClient {
         if status != 200 {
             return Err(ClientError::Status(status, response.text().await?));
         }
+        let heard = Arc::new(LastHeard::new());
+        let on_bytes = Arc::clone(&heard);
         let events = response
             .bytes_stream()
+            .inspect(move |_| on_bytes.touch())
             .eventsource()
             .map(|r| r.map_err(|e| e.to_string()))
             .boxed();
         Ok(Self {
             events,
             last_event_id: None,
+            heard,
         })
     }
 
@@ -71,5 +81,10 @@ impl SseClient {
 
     pub fn last_event_id(&self) -> Option<&str> {
         self.last_event_id.as_deref()
+    }
+
+    /// When bytes last arrived on the stream.
+    pub fn heard(&self) -> Instant {
+        self.heard.at()
     }
 }

@@ -13,6 +13,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
@@ -26,6 +27,8 @@ pub type Socket = WebSocketStream<Box<dyn Io>>;
 #[derive(Debug)]
 pub struct WsClient {
     socket: Socket,
+    /// When the server was last heard from (any frame, pings included).
+    heard: Instant,
 }
 
 impl std::fmt::Debug for dyn Io {
@@ -64,7 +67,9 @@ impl WsClient {
     /// The next JSON event; pings are answered by tungstenite as we read.
     pub async fn next_event(&mut self) -> Result<Event> {
         loop {
-            match self.socket.next().await {
+            let frame = self.socket.next().await;
+            self.heard = Instant::now();
+            match frame {
                 Some(Ok(Message::Text(text))) => return parse_event(&text),
                 Some(Ok(Message::Close(_))) | None => return Err(ClientError::Closed),
                 Some(Ok(_)) => continue,
@@ -91,6 +96,11 @@ impl WsClient {
         Ok(())
     }
 
+    /// When the server was last heard from.
+    pub fn heard(&self) -> Instant {
+        self.heard
+    }
+
     pub fn socket(&mut self) -> &mut Socket {
         &mut self.socket
     }
@@ -100,7 +110,10 @@ impl WsClient {
 async fn upgrade(url: String, stream: Box<dyn Io>, config: WebSocketConfig) -> Result<WsClient> {
     let (socket, _response) =
         tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
-    Ok(WsClient { socket })
+    Ok(WsClient {
+        socket,
+        heard: Instant::now(),
+    })
 }
 
 /// A WebSocket on an HTTP/2 stream (RFC 8441): one connection per socket,
@@ -134,5 +147,8 @@ async fn extended_connect(
     let upgraded = hyper::upgrade::on(response).await?;
     let stream: Box<dyn Io> = Box::new(TokioIo::new(upgraded));
     let socket = WebSocketStream::from_raw_socket(stream, Role::Client, Some(config)).await;
-    Ok(WsClient { socket })
+    Ok(WsClient {
+        socket,
+        heard: Instant::now(),
+    })
 }

@@ -53,13 +53,15 @@ pub async fn run_all(
                     for _ in 0..(*count).max(1) {
                         children.push(ChildServer::start(command).await?);
                     }
-                    let instances: Vec<Instance> = children
+                    let mut instances: Vec<Instance> = children
                         .iter()
                         .map(|child| Instance {
                             base: child.base.clone(),
                             pid: Some(child.pid()),
+                            via: None,
                         })
                         .collect();
+                    through_network(spec, &mut instances).await?;
                     let result =
                         run::run_one(spec, kind, clients, &instances, interrupt, progress).await;
                     for child in children {
@@ -68,13 +70,15 @@ pub async fn run_all(
                     result
                 }
                 Servers::Urls(urls) => {
-                    let instances: Vec<Instance> = urls
+                    let mut instances: Vec<Instance> = urls
                         .iter()
                         .map(|url| Instance {
                             base: url.trim_end_matches('/').to_owned(),
                             pid: None,
+                            via: None,
                         })
                         .collect();
+                    through_network(spec, &mut instances).await?;
                     run::run_one(spec, kind, clients, &instances, interrupt, progress).await
                 }
             };
@@ -104,6 +108,7 @@ async fn floor_run(
     let instance = Instance {
         base: child.base.clone(),
         pid: Some(child.pid()),
+        via: None,
     };
     let floor = run::run_one(spec, kind, clients, &[instance], interrupt, progress).await;
     child.stop().await?;
@@ -117,4 +122,19 @@ async fn floor_run(
             _ => None,
         },
     })
+}
+
+/// With `spec.network`, sets each instance's conditions and sends its
+/// clients through its network port.
+async fn through_network(spec: &Spec, instances: &mut [Instance]) -> std::io::Result<()> {
+    let Some(conditions) = &spec.network else {
+        return Ok(());
+    };
+    for instance in instances {
+        instance
+            .through_network(conditions)
+            .await
+            .map_err(std::io::Error::other)?;
+    }
+    Ok(())
 }

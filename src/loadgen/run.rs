@@ -40,6 +40,39 @@ const RETRY_PAUSE: Duration = Duration::from_millis(50);
 pub struct Instance {
     pub base: String,
     pub pid: Option<u32>,
+    /// The network in between's URL, when clients go through it
+    /// (`loadgen --network`); `/stats` is still read from `base`.
+    pub via: Option<String>,
+}
+
+impl Instance {
+    /// Where clients and senders connect.
+    pub fn clients_base(&self) -> &str {
+        self.via.as_deref().unwrap_or(&self.base)
+    }
+
+    /// Sets the instance's network conditions (`PUT /network`) and sends
+    /// clients through its network port from now on.
+    pub async fn through_network(
+        &mut self,
+        conditions: &crate::network::Conditions,
+    ) -> Result<(), String> {
+        let url = format!("{}/network", self.base);
+        let answer = crate::client::tls::http_builder()
+            .build()
+            .map_err(|e| e.to_string())?
+            .put(&url)
+            .json(conditions)
+            .send()
+            .await
+            .map_err(|e| format!("PUT {url}: {e}"))?;
+        let status = answer.status();
+        let body: serde_json::Value = answer.json().await.map_err(|e| format!("PUT {url}: {e}"))?;
+        let addr = body["addr"].as_str().filter(|_| status.is_success());
+        let addr = addr.ok_or_else(|| format!("PUT {url}: {status} {body}"))?;
+        self.via = Some(format!("http://{addr}"));
+        Ok(())
+    }
 }
 
 /// What happened to the clients of a run, beyond their messages.
@@ -157,6 +190,11 @@ pub async fn run_one(
         .iter()
         .map(|i| Target::with(&i.base, &room, spec.connect.clone()))
         .collect();
+    // Clients and senders may go through the network in between.
+    let client_targets: Vec<Target> = instances
+        .iter()
+        .map(|i| Target::with(i.clients_base(), &room, spec.connect.clone()))
+        .collect();
     let base = sample(&targets, instances, kind.name()).await;
 
     // Connect.
@@ -181,7 +219,7 @@ pub async fn run_one(
         let receiver = Receiver {
             index,
             kind,
-            target: own_connection(spec, &targets[index % targets.len()]),
+            target: own_connection(spec, &client_targets[index % client_targets.len()]),
             poll_interval: spec.poll_interval,
             clients: state.clone(),
             tally: tally_slot.clone(),
@@ -219,7 +257,7 @@ pub async fn run_one(
             drain: spec.drain,
             size: spec.size,
             target: Target::with(
-                &instances[sender % instances.len()].base,
+                instances[sender % instances.len()].clients_base(),
                 &room,
                 spec.connect.clone(),
             ),

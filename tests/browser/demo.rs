@@ -44,6 +44,14 @@ impl Demo {
         })
     }
 
+    /// A fresh browser for the page at `base` (the network's port, say).
+    pub async fn launch_at(base: String) -> Option<Demo> {
+        Some(Demo {
+            browser: Browser::launch().await?,
+            base,
+        })
+    }
+
     /// A fresh server, and a browser showing its page on `room` with
     /// `query`, once `panes` are open. `None` when the test is skipped.
     pub async fn start(room: &str, query: &str, panes: &[&str]) -> Option<(TestServer, Demo)> {

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod network;
 pub mod raw_h2;
 pub mod raw_ws;
 pub mod redis;
