@@ -46,6 +46,7 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::slides::routes())
         .route("/healthz", get(healthz))
         .route("/stats", get(stats))
+        .route("/metrics", get(metrics))
         .merge(guarded)
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
@@ -143,6 +144,17 @@ async fn stats(
         "memory_trims": crate::reclaim::trims(),
     });
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(json)).into_response())
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        crate::metrics::render(&state),
+    )
+        .into_response()
 }
 
 // The page is compiled into the binary so the server runs from any

@@ -21,6 +21,8 @@
 //! - [`room`]: rooms, resume from a cursor, subscriptions, presence; no HTTP;
 //!   `pollers`: presence of pollers, O(1) per request;
 //! - [`stats`]: per-transport counters and how often each limit acted;
+//!   `metrics`: the same, and the delivery-delay histograms, for
+//!   Prometheus at `/metrics`;
 //! - [`config`]: every option and its default; [`cli`]: the server's flags;
 //! - [`tls`]: the certificate (made at start or read) and the rustls config
 //!   of `--tls`; [`routes`]: the room routes and their transports;
@@ -65,6 +67,7 @@ pub mod conn;
 pub(crate) mod error;
 pub mod loadgen;
 pub mod message;
+mod metrics;
 pub mod network;
 pub(crate) mod origin;
 pub mod overhead;

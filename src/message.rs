@@ -19,6 +19,9 @@ pub struct Posted {
     /// The SSE encoding (`id:` and `data:` lines), built by the first SSE
     /// receiver and shared by all the others.
     sse_frame: OnceLock<Bytes>,
+    /// When this process accepted the message (over Redis: heard it), the
+    /// start of the delivery delay in `/metrics`.
+    pub accepted: std::time::Instant,
 }
 
 impl Posted {
@@ -33,6 +36,7 @@ impl Posted {
             id,
             json,
             sse_frame: OnceLock::new(),
+            accepted: std::time::Instant::now(),
         }
     }
 

@@ -100,9 +100,10 @@ impl AppState {
         transport: Transport,
         messages: u64,
         payload: u64,
+        oldest: Option<std::time::Instant>,
     ) -> Option<Arc<RoomTap>> {
         self.stats
-            .delivered(room.counters(), transport, messages, payload);
+            .delivered(room.counters(), transport, messages, payload, oldest);
         if messages == 0 {
             return None;
         }

@@ -135,6 +135,7 @@ pub struct Stats {
     limits: [AtomicU64; Limit::ALL.len()],
     /// TLS connections' bytes charged to no transport.
     pub connection: ConnectionLine,
+    delays: [DelayHistogram; 6],
 }
 
 /// The bytes of TLS connections that belong to no request: the TLS
@@ -167,6 +168,62 @@ impl ConnectionLine {
     }
 }
 
+/// Upper bounds of the delivery-delay histogram's buckets, in seconds: from
+/// a loopback delivery (tens of microseconds) to a client stuck behind a
+/// write timeout.
+pub const DELAY_BOUNDS: [f64; 14] = [
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// A histogram of delays with fixed buckets, lock-free: an observation is
+/// a few comparisons and two relaxed atomic adds (prometheus-client's own
+/// histogram takes a lock per observation, which the delivery path avoids).
+#[derive(Debug, Default)]
+pub struct DelayHistogram {
+    /// Per bucket, not cumulative; the last is `+Inf`.
+    buckets: [AtomicU64; DELAY_BOUNDS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+/// A histogram read at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DelaySnapshot {
+    pub sum_seconds: f64,
+    pub count: u64,
+    /// `(upper bound, observations above the previous bound and at or
+    /// below this one)`, ending with `+Inf`. Not cumulative: the text
+    /// encoder sums them into Prometheus's cumulative `le` buckets.
+    pub buckets: Vec<(f64, u64)>,
+}
+
+impl DelayHistogram {
+    pub fn observe(&self, delay: std::time::Duration) {
+        let secs = delay.as_secs_f64();
+        let i = DELAY_BOUNDS
+            .iter()
+            .position(|bound| secs <= *bound)
+            .unwrap_or(DELAY_BOUNDS.len());
+        self.buckets[i].fetch_add(1, Relaxed);
+        self.sum_nanos
+            .fetch_add(u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX), Relaxed);
+    }
+
+    pub fn snapshot(&self) -> DelaySnapshot {
+        let mut count = 0;
+        let mut buckets = Vec::with_capacity(DELAY_BOUNDS.len() + 1);
+        for (i, bucket) in self.buckets.iter().enumerate() {
+            let n = bucket.load(Relaxed);
+            count += n;
+            buckets.push((DELAY_BOUNDS.get(i).copied().unwrap_or(f64::INFINITY), n));
+        }
+        DelaySnapshot {
+            sum_seconds: self.sum_nanos.load(Relaxed) as f64 / 1e9,
+            count,
+            buckets,
+        }
+    }
+}
+
 impl Stats {
     pub fn of(&self, transport: Transport) -> &Counters {
         &self.per_transport[transport.index()]
@@ -184,17 +241,31 @@ impl Stats {
 
     /// Records `messages` chat messages handed to a client of `room`,
     /// `payload` bytes of message JSON in all.
+    ///
+    /// `oldest` is when the oldest message of the write was accepted: its
+    /// delay, to now, goes into the transport's delay histogram, one
+    /// observation per write (the worst delay in it; with one message a
+    /// write, as when idle, every message's).
     pub fn delivered(
         &self,
         room: &RoomCounters,
         transport: Transport,
         messages: u64,
         payload: u64,
+        oldest: Option<std::time::Instant>,
     ) {
         let c = self.of(transport);
         c.delivered.fetch_add(messages, Relaxed);
         c.payload_bytes.fetch_add(payload, Relaxed);
         room.delivered(transport, messages, payload);
+        if let Some(oldest) = oldest {
+            self.delays[transport.index()].observe(oldest.elapsed());
+        }
+    }
+
+    /// The delivery-delay histogram of `transport`.
+    pub fn delays(&self, transport: Transport) -> &DelayHistogram {
+        &self.delays[transport.index()]
     }
 
     /// The `/stats` body, with per-room figures for the `top` most active
@@ -275,4 +346,24 @@ fn room_json(counters: &RoomCounters, online: Online) -> serde_json::Value {
         payload.insert(t.name().into(), bytes.into());
     }
     serde_json::json!({ "online": online, "delivered": delivered, "payload_bytes": payload })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn delay_buckets_count_each_observation_once_and_end_at_infinity() {
+        let h = DelayHistogram::default();
+        h.observe(Duration::from_micros(50));
+        h.observe(Duration::from_millis(3));
+        h.observe(Duration::from_secs(9));
+        let s = h.snapshot();
+        assert_eq!(s.count, 3);
+        assert_eq!(s.buckets[0], (0.000_1, 1));
+        assert_eq!(s.buckets[5], (0.005, 1));
+        assert_eq!(*s.buckets.last().unwrap(), (f64::INFINITY, 1));
+        assert!((s.sum_seconds - 9.00305).abs() < 1e-9);
+    }
 }

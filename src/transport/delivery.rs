@@ -6,7 +6,8 @@
 //! one syscall for many messages under load, one per message when idle.
 //! Messages and their payload bytes are counted as they are taken, and once
 //! the write is done [`Batch::delivered`] charges them to the transport
-//! (`/stats` and the room's figures) and hands back the room's wire tap
+//! (`/stats`, the room's figures, and the delivery-delay histogram of
+//! `/metrics`: one clock read per write) and hands back the room's wire tap
 //! when someone is watching. The adapters (`websocket/chat.rs`, `sse.rs`,
 //! `poll.rs`) keep only their framing.
 
@@ -15,6 +16,7 @@ use crate::room::{Delivery, RoomError, Subscription};
 use crate::state::AppState;
 use crate::wire_view::RoomTap;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Deliveries one write (a WebSocket flush, an SSE chunk, a poll body)
 /// carries at most. Enough to make a backlog cheap, small enough that one
@@ -33,6 +35,8 @@ pub struct Batch<'a> {
     messages: u64,
     payload: u64,
     last_message: Option<Arc<Posted>>,
+    /// When the first (oldest) message taken was accepted.
+    oldest: Option<Instant>,
 }
 
 impl<'a> Batch<'a> {
@@ -51,6 +55,7 @@ impl<'a> Batch<'a> {
             messages: 0,
             payload: 0,
             last_message: None,
+            oldest: None,
         }
     }
 
@@ -75,7 +80,7 @@ impl<'a> Batch<'a> {
         transport: Transport,
     ) -> Option<(Arc<RoomTap>, Option<Arc<Posted>>)> {
         let room = self.subscription.room();
-        let tap = state.delivered(room, transport, self.messages, self.payload)?;
+        let tap = state.delivered(room, transport, self.messages, self.payload, self.oldest)?;
         Some((tap, self.last_message))
     }
 }
@@ -97,6 +102,7 @@ impl Iterator for Batch<'_> {
         if let Delivery::Message(m) = &delivery {
             self.messages += 1;
             self.payload += m.json.len() as u64;
+            self.oldest.get_or_insert(m.accepted);
             if self.watching {
                 self.last_message = Some(Arc::clone(m));
             }
