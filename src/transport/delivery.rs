@@ -31,6 +31,9 @@ pub struct Batch<'a> {
     /// every receiver of the room shares (a contended atomic).
     watching: bool,
     first: Option<Delivery>,
+    /// How many deliveries this write may carry: [`MAX_BATCH`] unless the
+    /// adapter says otherwise ([`Batch::up_to`]).
+    cap: usize,
     taken: usize,
     messages: u64,
     payload: u64,
@@ -51,12 +54,21 @@ impl<'a> Batch<'a> {
             subscription,
             watching: state.taps.armed(),
             first,
+            cap: MAX_BATCH,
             taken: 0,
             messages: 0,
             payload: 0,
             last_message: None,
             oldest: None,
         }
+    }
+
+    /// The same batch, carrying up to `cap` deliveries instead of
+    /// [`MAX_BATCH`]: a poll pays a whole request per write, so its body
+    /// takes more of a backlog at once than a stream's write does.
+    pub fn up_to(mut self, cap: usize) -> Self {
+        self.cap = cap.max(1);
+        self
     }
 
     /// Waits for the subscription's next delivery and makes it the next
@@ -90,12 +102,12 @@ impl Iterator for Batch<'_> {
     type Item = Delivery;
 
     /// The next delivery of this write: the first, then whatever is ready,
-    /// while fewer than [`MAX_BATCH`] have been taken. Every delivery taken
+    /// while fewer than the cap have been taken. Every delivery taken
     /// from the subscription is handed out (so none is lost).
     fn next(&mut self) -> Option<Delivery> {
         let delivery = match self.first.take() {
             Some(first) => first,
-            None if self.taken < MAX_BATCH => self.subscription.try_next()?,
+            None if self.taken < self.cap => self.subscription.try_next()?,
             None => return None,
         };
         self.taken += 1;

@@ -30,6 +30,12 @@ use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Messages one poll body carries at most. A poll pays a request and a
+/// response head per body, so a client catching up takes a backlog in few
+/// bodies (the streams write [`MAX_BATCH`](crate::transport::delivery::MAX_BATCH)
+/// at a time, since their writes cost no request).
+const POLL_BODY_MAX: usize = 1000;
+
 pub async fn poll(
     State(state): State<AppState>,
     RoomParam(room): RoomParam,
@@ -57,11 +63,11 @@ pub async fn poll(
     let key = query.client.as_deref().or(peer.as_deref()).unwrap_or("");
     room.saw_poller(key, transport);
 
-    // One body is one batch (see `delivery.rs`): the client asks again
-    // with the returned `next` for the rest.
+    // One body is one batch (see `delivery.rs`) of up to POLL_BODY_MAX
+    // messages: the client asks again with the returned `next` for the rest.
     let mut subscription = room.subscribe(&query.resume()).await?;
     let mut body = PollBody::new(subscription.hello_epoch());
-    let mut batch = Batch::new(&state, &mut subscription, None);
+    let mut batch = Batch::new(&state, &mut subscription, None).up_to(POLL_BODY_MAX);
     body.drain(&mut batch);
     // Presence events wake the wait too but add nothing to the body, so
     // wait until there is something to answer or the hold is over.
