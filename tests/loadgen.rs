@@ -209,3 +209,30 @@ async fn the_binary_sweeps_and_writes_its_report() {
 }
 
 over_each_wire!(multi_thread: a_small_run_per_transport_loses_nothing);
+
+/// `loadgen recovery`'s case runner: a receiver behind a network that
+/// refuses WebSocket upgrades; auto mode falls back and has messages, with
+/// none lost or doubled, and the report names where it ended. (The times
+/// are printed by `loadgen recovery`, not asserted.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recovery_runner_sees_auto_mode_fall_back_past_a_refused_upgrade() {
+    use skyrocket::loadgen::child::ServerCommand;
+    use skyrocket::loadgen::recovery::{report, run_case, Fault, Receiver};
+    let server = ServerCommand::binary(env!("CARGO_BIN_EXE_skyrocket").into(), &[]);
+    let outcome = within(
+        PATIENCE * 2,
+        run_case(&server, Fault::UpgradeForbidden, Receiver::Auto),
+    )
+    .await
+    .unwrap();
+    assert!(outcome.took.is_some(), "{outcome:?}");
+    assert_eq!(outcome.ended_on, Transport::Sse, "{outcome:?}");
+    assert_eq!((outcome.lost, outcome.doubled), (0, 0), "{outcome:?}");
+    let started = skyrocket::provenance::Provenance::here("test");
+    let markdown = report(&started, &[outcome]);
+    assert!(
+        markdown.contains("| Upgrade refused with 403 |"),
+        "{markdown}"
+    );
+    assert!(markdown.contains("(on sse)"), "{markdown}");
+}

@@ -42,6 +42,14 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:3001")]
         addr: std::net::SocketAddr,
     },
+    /// Time each transport (and auto mode) takes to deliver again after
+    /// each fault of the network in between: a cut, an idle timeout with
+    /// and without heartbeats, a buffering proxy, a refused Upgrade.
+    Recovery {
+        /// Write report.md into this directory.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -226,6 +234,9 @@ async fn main() -> ExitCode {
             }
         };
     }
+    if let Some(Command::Recovery { report }) = cli.command {
+        return recovery(report).await;
+    }
     let load = cli.load;
     let file_limit = skyrocket::config::raise_open_file_limit();
     let spec = match load.spec() {
@@ -330,4 +341,49 @@ async fn serve_floor(addr: std::net::SocketAddr) -> std::io::Result<()> {
         listener.local_addr()?
     );
     skyrocket::loadgen::floor::serve(listener, skyrocket::server::shutdown_signal()).await
+}
+
+/// `loadgen recovery`: every fault against every receiver, one case at a
+/// time, each on a fresh child server; prints the table and writes it.
+async fn recovery(report: Option<PathBuf>) -> ExitCode {
+    use skyrocket::loadgen::recovery;
+    let started = Provenance::here(&command_line());
+    let command = match ServerCommand::this_executable(&[]) {
+        Ok(command) => command,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcomes = recovery::run_all(&command, |o| {
+        eprintln!(
+            "{} / {}: {}",
+            o.fault.name(),
+            o.receiver.name(),
+            o.took.map_or("nothing".to_owned(), |t| format!(
+                "{:.2} s",
+                t.as_secs_f64()
+            ))
+        )
+    })
+    .await;
+    let outcomes = match outcomes {
+        Ok(outcomes) => outcomes,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let markdown = recovery::report(&started, &outcomes);
+    println!("{markdown}");
+    if let Some(dir) = report {
+        let path = dir.join("report.md");
+        if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, markdown))
+        {
+            eprintln!("loadgen: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+        println!("wrote {}", path.display());
+    }
+    ExitCode::SUCCESS
 }

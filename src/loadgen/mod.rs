@@ -9,7 +9,9 @@
 //! - [`tally`]: open-loop latency and delivery counts;
 //! - [`report`]: the table, JSON and Markdown; [`charts`]: its SVG charts;
 //! - [`floor`]: the minimal fan-out server each transport is measured
-//!   against (`loadgen floor`, `loadgen --floor`).
+//!   against (`loadgen floor`, `loadgen --floor`);
+//! - [`recovery`]: how long each transport takes to deliver again after
+//!   each fault of the network in between (`loadgen recovery`).
 //!
 //! Everything is bounded: counts and durations come from the spec, every
 //! connect and the drain have a deadline, and the target is loopback
@@ -19,6 +21,7 @@ pub mod charts;
 pub mod child;
 pub mod floor;
 pub mod probe;
+pub mod recovery;
 pub mod report;
 pub mod run;
 pub mod spec;
