@@ -109,7 +109,7 @@ impl Fault {
     }
 
     /// Whether the fault is there before the receiver connects.
-    fn from_the_start(self) -> bool {
+    fn present_at_connect(self) -> bool {
         matches!(
             self,
             Fault::Buffering
@@ -269,7 +269,7 @@ pub async fn run_case(
     let listening = tokio::spawn(listen(client, heard_tx));
     let mut log = Log::default();
 
-    let took = if fault.from_the_start() {
+    let took = if fault.present_at_connect() {
         first_delivery_while_posting(&sender, &mut heard, &mut log).await?
     } else {
         // The receiver proves it is listening: posts until one arrives
