@@ -8,6 +8,7 @@
 //!   own clients ([`crate::client`]), no second copy of the protocol;
 //! - [`tally`]: open-loop latency and delivery counts;
 //! - [`report`]: the table, JSON and Markdown; [`charts`]: its SVG charts;
+//!   [`compare`]: several reports side by side (RTT, HTTP/1.1 and HTTP/2);
 //! - [`floor`]: the minimal fan-out server each transport is measured
 //!   against (`loadgen floor`, `loadgen --floor`);
 //! - [`recovery`]: how long each transport takes to deliver again after
@@ -19,6 +20,7 @@
 
 pub mod charts;
 pub mod child;
+pub mod compare;
 pub mod floor;
 pub mod probe;
 pub mod recovery;

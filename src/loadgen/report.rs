@@ -547,10 +547,16 @@ const COLUMNS: &str = "
 ";
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn run(transport: &'static str, clients: usize, per_sec: f64, p99: f64) -> RunResult {
+    /// A run of `clients` at 20 msg/s that delivered `per_sec`, for tests.
+    pub(crate) fn run(
+        transport: &'static str,
+        clients: usize,
+        per_sec: f64,
+        p99: f64,
+    ) -> RunResult {
         RunResult {
             transport,
             clients,
