@@ -5,6 +5,7 @@
  * How this file is laid out, top to bottom:
  *   1. helpers          tiny DOM and URL helpers (user text only ever goes
  *                       in as text nodes, never as HTML)
+ *   1b. protocol        which HTTP version the browser used (Resource Timing)
  *   2. connectors       one per transport, all the same shape:
  *                         start(ctx, since, epoch, onEvent, onState) -> { stop(), send? }
  *                       A connector turns its transport's framing into plain
@@ -26,7 +27,13 @@
  *   #interval                short-poll interval in ms, range 250..5000
  *   #mode                    button: click toggles single <-> side-by-side;
  *                            its data-mode and <body data-mode> say which is on
- *                            ("single" | "side")
+ *                            ("single" | "side" | "sse8")
+ *   #sse8                    button: toggles the 8 x SSE mode (eight SSE panes,
+ *                            to show HTTP/1.1's six connections per origin);
+ *                            aria-pressed says whether it is on
+ *   #conn-limit              8 x SSE: streams open and who waits; data-limit
+ *                            "hit" (panes wait for an HTTP/1.1 connection) |
+ *                            "none" (all eight open over h2) | "pending"
  *   #text, #send, #compose   the main compose box (single mode)
  *   #online                  presence: who is in the room, per transport
  *   #totals                  the /stats strip; one [data-transport] cell per
@@ -59,7 +66,14 @@
  *   [data-pane="single"]     the single-mode pane; its data-transport says
  *                            which transport it currently uses
  *   [data-pane="ws"|"sse"|"longpoll"|"poll"]   the side-by-side panes
+ *   [data-pane="sse-1".."sse-8"]  the 8 x SSE panes; data-waiting "yes" on a
+ *                            pane whose stream has no connection to run on
  *   each pane:
+ *     .proto                 the HTTP the browser used (section 1b): data-proto
+ *                            "h2" | "http/1.1" | ...; data-source "request"
+ *                            (this pane's own finished request), "page" (the
+ *                            page's, until the request's entry exists),
+ *                            "unknown" (a WebSocket on an h2 page), "none"
  *     .state                 text and data-state: stopped | connecting | open |
  *                            retrying (SSE's own retry) | reconnecting
  *     .messages li[data-id]  one per chat message, also data-epoch, data-user;
@@ -91,7 +105,7 @@
  *                            upgradedrop | drop (toggles, aria-pressed says
  *                            which are on), drop-now, clear
  *     #net-status            the conditions (data-spec) and counters
- *   URL: ?room=NAME&mode=single|side&transport=ws|sse|longpoll|poll|auto
+ *   URL: ?room=NAME&mode=single|side|sse8&transport=ws|sse|longpoll|poll|auto
  *        &wire=open opens the wire panel on load (read once, not kept)
  */
 'use strict';
@@ -119,6 +133,8 @@ const SPARK_BARS = 30;                          // messages in a pane's latency 
 const SPARK_MAX_MS = 10000;                     // top of its (log) scale
 const WIRE_POLL_MS = 1000;                      // how often the open wire panel asks again
 const STATS_POLL_MS = 2000;
+const SSE_PANES = 8;                            // panes of the 8 x SSE mode
+const HTTP1_CONNECTIONS_PER_ORIGIN = 6;         // what browsers allow over HTTP/1.1
 
 const $ = (selector, root = document) => root.querySelector(selector);
 
@@ -191,11 +207,61 @@ function backoffDelay(attempt) {
 }
 
 // ---------------------------------------------------------------------------
+// 1b. Which HTTP the browser used (Resource Timing).
+//
+// Over HTTPS a browser speaks HTTP/2 when the server offers it (ALPN), and
+// then every request to the origin shares one connection; over HTTP/1.1
+// each request in flight holds a connection of its own, six at most per
+// origin. The page cannot choose, but it can look: a finished request
+// leaves a PerformanceResourceTiming entry whose nextHopProtocol says "h2"
+// or "http/1.1". What it cannot see is shown as such, never guessed:
+//   - an entry is written when a response *ends*: a poll's at once, an SSE
+//     stream's only when the stream closes. Until then an SSE pane shows
+//     the page's own protocol (the navigation entry), marked "page": over
+//     h2 the browser puts the stream on that same connection;
+//   - a WebSocket leaves no entry at all (see Pane.watchProtocol).
+// ---------------------------------------------------------------------------
+
+// The protocol of the page itself: "h2", "http/1.1", or "" if unknown.
+function pageProtocol() {
+  const nav = performance.getEntriesByType('navigation')[0];
+  return (nav && nav.nextHopProtocol) || '';
+}
+
+// Requests in flight whose entry we wait for: absolute URL -> callbacks,
+// oldest first (eight SSE panes ask for the very same URL). A request that
+// is aborted leaves no entry, so the map is bounded: the oldest goes.
+const protocolWaiters = new Map();
+const MAX_PROTOCOL_WAITERS = 64;
+
+function whenProtocolKnown(url, callback) {
+  const key = new URL(url, location.href).href;
+  const waiting = protocolWaiters.get(key) || [];
+  waiting.push(callback);
+  protocolWaiters.set(key, waiting);
+  if (protocolWaiters.size > MAX_PROTOCOL_WAITERS) protocolWaiters.delete(protocolWaiters.keys().next().value);
+}
+
+// One observer for the page: it sees every entry, even once the browser's
+// timing buffer (250 entries) is full, which a short poller fills in minutes.
+if (typeof PerformanceObserver === 'function') {
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      const waiting = protocolWaiters.get(entry.name);
+      if (!waiting) continue;
+      const callback = waiting.shift();
+      if (!waiting.length) protocolWaiters.delete(entry.name);
+      callback(entry.nextHopProtocol);
+    }
+  }).observe({ type: 'resource' });
+}
+
+// ---------------------------------------------------------------------------
 // 2. Connectors: one per transport, all the same shape.
 //
 //   start(ctx, since, epoch, onEvent, onState) -> { stop(), send?(frame) }
 //
-//   ctx      { room, client, countRequest(), pollInterval() }
+//   ctx      { room, client, countRequest(url), pollInterval() }
 //   since    the last id the pane has (0: the whole retained history)
 //   epoch    the room life that id belongs to (undefined if not known yet)
 //   onEvent  called with each parsed event object, in order
@@ -208,8 +274,9 @@ function backoffDelay(attempt) {
 // WebSocket: one socket, both directions. Every frame is one JSON event.
 function startWebSocket(ctx, since, epoch, onEvent, onState) {
   let stopped = false;
-  const socket = new WebSocket(wsUrl(withQuery(roomPath(ctx.room, 'ws'), { since, epoch })));
-  ctx.countRequest();                    // the HTTP upgrade request
+  const url = wsUrl(withQuery(roomPath(ctx.room, 'ws'), { since, epoch }));
+  const socket = new WebSocket(url);
+  ctx.countRequest(url);                 // the HTTP upgrade request
   onState('connecting');
   socket.onopen = () => { if (!stopped) onState('open'); };
   socket.onmessage = (frame) => { if (!stopped) onEvent(JSON.parse(frame.data)); };
@@ -247,8 +314,9 @@ function startSse(ctx, since, epoch, onEvent, onState) {
   let stopped = false;
   let failures = 0;
   let urlEpochIsCurrent = false;   // does the URL's epoch match the stream's life?
-  const source = new EventSource(withQuery(roomPath(ctx.room, 'sse'), { since, epoch }));
-  ctx.countRequest();
+  const url = withQuery(roomPath(ctx.room, 'sse'), { since, epoch });
+  const source = new EventSource(url);
+  ctx.countRequest(url);
   onState('connecting');
 
   const stop = () => { stopped = true; source.close(); };
@@ -269,7 +337,7 @@ function startSse(ctx, since, epoch, onEvent, onState) {
       stop();
       onState('closed', failures > 2 ? 'browser retries failed' : 'stream ended');
     } else {
-      ctx.countRequest();                     // the browser's own retry
+      ctx.countRequest(url);                  // the browser's own retry
       onState('retrying', 'browser retry with Last-Event-ID');
     }
   };
@@ -299,8 +367,8 @@ function pollingConnector(kind) {
         const wait = kind === 'poll' ? 0 : first ? 1 : LONG_POLL_WAIT;
         let body;
         try {
-          ctx.countRequest();
           const url = withQuery(roomPath(ctx.room, 'poll'), { since: cursor, epoch: life, wait, client: ctx.client });
+          ctx.countRequest(url);
           const response = await fetch(url, { signal: abort.signal, cache: 'no-store' });
           body = await response.json();
           if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
@@ -357,8 +425,9 @@ const CONNECTORS = {
 // ---------------------------------------------------------------------------
 
 class Pane {
-  constructor(key, transport, page) {
-    this.key = key;                    // "single", or a transport name
+  constructor(key, transport, page, label) {
+    this.key = key;                    // "single", a transport name, or "sse-1".."sse-8"
+    this.label = label;                // a name for the head instead of the transport's
     this.auto = transport === 'auto';  // auto mode: this.transport is the one in use
     this.transport = this.auto ? AUTO_ORDER[0] : transport;
     this.resetAuto();
@@ -380,6 +449,7 @@ class Pane {
     this.root = root;
     this.list = $('.messages', root);
     this.stateEl = $('.state', root);
+    this.protoEl = $('.proto', root);
     this.latencyEl = $('.latency', root);
     this.costEl = $('.cost', root);
     this.sparkEl = $('.spark', root);
@@ -422,7 +492,7 @@ class Pane {
     this.root.dataset.auto = this.auto ? 'yes' : 'no';
     this.root.dataset.why = this.auto ? this.autoWhy : '';
     const name = $('.name', this.root);
-    name.textContent = this.auto ? `Auto: ${LABELS[this.transport]}` : LABELS[this.transport];
+    name.textContent = this.auto ? `Auto: ${LABELS[this.transport]}` : this.label || LABELS[this.transport];
     name.title = this.auto ? this.autoWhy : '';
     // The sparkline and the server-wide figures belong to the transport,
     // not to the pane: start them afresh, and show the new transport's
@@ -430,6 +500,7 @@ class Pane {
     this.shown = [];
     this.drawSpark();
     this.renderWireCost(this.page.lastStats && this.page.lastStats[this.transport]);
+    this.showProtocol('', 'none', '');
   }
 
   start() {
@@ -482,7 +553,7 @@ class Pane {
     const ctx = {
       room: this.page.room(),
       client: this.client,
-      countRequest: () => { this.counts.requests += 1; this.renderCost(); },
+      countRequest: (url) => { this.counts.requests += 1; this.renderCost(); this.watchProtocol(url); },
       pollInterval: () => this.page.pollInterval(),
     };
     const since = this.lastId ?? 0;    // 0 = the room's retained history
@@ -554,6 +625,43 @@ class Pane {
     this.stateEl.dataset.state = state;
     this.stateEl.textContent = state;
     this.stateEl.title = detail || '';
+    if (this.page.onPaneState) this.page.onPaneState(this);
+  }
+
+  // What the browser used for this pane's request to `url` (section 1b).
+  // Until the request's own timing entry exists, the page's protocol is
+  // shown, marked as the page's; a WebSocket never gets an entry.
+  watchProtocol(url) {
+    const page = pageProtocol();
+    const transport = this.transport;
+    if (this.transport === 'ws') {
+      // Over an HTTP/1.1 page the origin offered this browser only HTTP/1.1,
+      // so the socket is an HTTP/1.1 Upgrade. Over h2, Chromium may run it
+      // on the page's connection (RFC 8441, which this server allows) or
+      // open an HTTP/1.1 one: nothing in the page says which.
+      if (page === 'h2') {
+        this.showProtocol('h2 or http/1.1', 'unknown', 'A WebSocket has no Resource Timing entry: the page cannot see whether the browser opened it as a stream of its HTTP/2 connection (RFC 8441 extended CONNECT) or with an HTTP/1.1 Upgrade.');
+      } else {
+        this.showProtocol(page || '?', 'page', 'A WebSocket has no Resource Timing entry; the page came over this protocol, so the socket is an HTTP/1.1 Upgrade.');
+      }
+      return;
+    }
+    if (this.protoEl.dataset.source !== 'request') {
+      this.showProtocol(page || '?', 'page', 'The page\'s own protocol (navigation entry): this request has not ended, and Resource Timing writes an entry only when a response ends. An open SSE stream gets one when it closes.');
+    }
+    // Not tied to this connection: an SSE stream's entry comes when it has
+    // ended and been replaced, and is still a fact about this pane.
+    whenProtocolKnown(url, (proto) => {
+      if (transport !== this.transport) return;
+      this.showProtocol(proto || '?', 'request', `nextHopProtocol of this pane's last finished request (Resource Timing): ${proto || 'not given'}`);
+    });
+  }
+
+  showProtocol(proto, source, why) {
+    this.protoEl.dataset.proto = proto;
+    this.protoEl.dataset.source = source;
+    this.protoEl.textContent = source === 'page' ? `${proto} (page)` : proto;
+    this.protoEl.title = why;
   }
 
   onEvent(event) {
@@ -826,7 +934,13 @@ function startTotals(container, onStats) {
     $(`.tbar.${kind} i`, cell).style.width = `${(share * 100).toFixed(1)}%`;
   };
 
+  // One request at a time: with eight SSE streams over HTTP/1.1 a /stats
+  // request waits for a connection that never frees, and a new one every
+  // 2 s would pile up behind it.
+  let inFlight = false;
   async function refresh() {
+    if (inFlight) return;
+    inFlight = true;
     try {
       const response = await fetch('/stats', { cache: 'no-store' });
       const { transports } = await response.json();
@@ -853,6 +967,8 @@ function startTotals(container, onStats) {
       onStats(transports);
     } catch {
       container.dataset.state = 'unreachable';   // e.g. while the server restarts
+    } finally {
+      inFlight = false;
     }
   }
   refresh();
@@ -1295,9 +1411,10 @@ function main() {
   const transportSelect = $('#transport');
   const intervalInput = $('#interval');
   const modeButton = $('#mode');
+  const sse8Button = $('#sse8');
 
   let room = ROOM_NAME.test(params.get('room') || '') ? params.get('room') : 'lobby';
-  let mode = params.get('mode') === 'side' ? 'side' : 'single';
+  let mode = ['side', 'sse8'].includes(params.get('mode')) ? params.get('mode') : 'single';
   const firstTransport = [...TRANSPORTS, 'auto'].includes(params.get('transport')) ? params.get('transport') : 'ws';
 
   nickInput.value = loadNick();
@@ -1306,6 +1423,7 @@ function main() {
 
   let online = {};
   let single = null;
+  let eight = [];
   const page = {
     lastStats: null,                     // the latest /stats "transports", for panes that switch
     mode: () => mode,
@@ -1313,6 +1431,7 @@ function main() {
     room: () => room,
     nick: () => nickInput.value.trim(),
     pollInterval: () => Number(intervalInput.value),
+    onPaneState: () => showConnectionLimit(),
     onPresence(counts) {
       if (JSON.stringify(counts) === JSON.stringify(online)) return;
       online = counts;
@@ -1321,40 +1440,92 @@ function main() {
     },
   };
 
-  // One pane for single mode, four for side by side. Only the visible ones
-  // are connected; a hidden pane keeps its cursor and resumes when shown.
+  // One pane for single mode, four for side by side, eight SSE panes for
+  // the connection-limit demo. Only the visible ones are connected; a
+  // hidden pane keeps its cursor and resumes when shown.
   single = new Pane('single', firstTransport, page);
   const side = TRANSPORTS.map((t) => new Pane(t, t, page));
+  eight = Array.from({ length: SSE_PANES }, (_, i) => new Pane(`sse-${i + 1}`, 'sse', page, `SSE ${i + 1}`));
+  const panesOf = { single: [single], side, sse8: eight };
+  const all = [single, ...side, ...eight];
   const container = $('#panes');
-  container.append(single.root, ...side.map((p) => p.root));
+  container.append(...all.map((p) => p.root));
 
   function applyMode() {
     document.body.dataset.mode = mode;
     modeButton.dataset.mode = mode;
-    modeButton.textContent = mode === 'single' ? 'Side by side' : 'Single pane';
-    single.root.hidden = mode !== 'single';
-    for (const pane of side) pane.root.hidden = mode !== 'side';
+    modeButton.textContent = mode === 'side' ? 'Single pane' : 'Side by side';
+    sse8Button.setAttribute('aria-pressed', String(mode === 'sse8'));
+    const shown = panesOf[mode];
     // One live region only: the side-by-side panes show the same messages,
     // and a live region on each made a screen reader read every one four
-    // times. The visible single pane, or the first side pane, announces.
-    for (const pane of [single, ...side]) pane.list.removeAttribute('aria-live');
-    (mode === 'single' ? single : side[0]).list.setAttribute('aria-live', 'polite');
-    if (mode === 'single') { side.forEach((p) => p.stop()); single.start(); }
-    else { single.stop(); side.forEach((p) => p.start()); }
+    // times. The first visible pane announces.
+    for (const pane of all) {
+      pane.root.hidden = !shown.includes(pane);
+      pane.list.removeAttribute('aria-live');
+      if (!shown.includes(pane)) pane.stop();
+    }
+    shown[0].list.setAttribute('aria-live', 'polite');
+    // In order: over HTTP/1.1 the first six get the connections.
+    for (const pane of shown) pane.start();
+    showConnectionLimit();
     updateUrl();
+  }
+
+  // 8 x SSE: says how many streams are open and, over HTTP/1.1 with six
+  // open, that the others wait for a connection and why. Worked out again
+  // on every pane state change, so it follows the panes without a timer.
+  function showConnectionLimit() {
+    const box = $('#conn-limit');
+    box.hidden = mode !== 'sse8';
+    const open = eight.filter((p) => p.running && p.stateEl.dataset.state === 'open');
+    const waiting = eight.filter((p) => p.running && p.stateEl.dataset.state === 'connecting');
+    const proto = pageProtocol();
+    // Over HTTP/1.1 a stream that has not opened while six others hold a
+    // connection each is waiting for a seventh the browser will not make.
+    const limited = mode === 'sse8' && proto !== 'h2' && open.length >= HTTP1_CONNECTIONS_PER_ORIGIN;
+    for (const pane of eight) {
+      const stalled = limited && waiting.includes(pane);
+      pane.root.dataset.waiting = stalled ? 'yes' : 'no';
+      if (stalled && pane.stateEl.textContent !== 'waiting') {
+        pane.stateEl.textContent = 'waiting';
+        pane.stateEl.title = 'No connection yet: the browser has six open to this origin, each held by an SSE stream';
+      }
+    }
+    if (mode !== 'sse8') return;
+    const names = (panes) => panes.map((p) => p.label.replace('SSE ', '')).join(', ');
+    const via = proto === 'h2' ? 'HTTP/2' : proto ? proto.toUpperCase() : 'an unknown protocol';
+    let text = `${open.length} of ${eight.length} SSE streams open; the page came over ${via}. `;
+    if (limited && waiting.length) {
+      box.dataset.limit = 'hit';
+      text += `Pane${waiting.length === 1 ? '' : 's'} ${names(waiting)} ${waiting.length === 1 ? 'is' : 'are'} waiting for a connection: `
+        + `over HTTP/1.1 a browser opens at most ${HTTP1_CONNECTIONS_PER_ORIGIN} connections to one origin, and each open SSE stream keeps one. `
+        + 'Sends and /stats from this page wait in the same queue. Over HTTP/2 (--tls) all eight share one connection.';
+    } else if (proto === 'h2' && open.length === eight.length) {
+      box.dataset.limit = 'none';
+      text += 'All eight are streams of one HTTP/2 connection: no per-origin connection limit applies.';
+    } else {
+      box.dataset.limit = 'pending';
+    }
+    box.textContent = text;
   }
 
   function updateUrl() {
     const url = withQuery(location.pathname, {
       room: room === 'lobby' ? undefined : room,
-      mode: mode === 'side' ? 'side' : undefined,
+      mode: mode === 'single' ? undefined : mode,
       transport: single.choice() === 'ws' ? undefined : single.choice(),
     });
     history.replaceState(null, '', url);   // a reload keeps the presenter's setup
   }
 
   modeButton.addEventListener('click', () => {
-    mode = mode === 'single' ? 'side' : 'single';
+    mode = mode === 'side' ? 'single' : 'side';
+    applyMode();
+  });
+
+  sse8Button.addEventListener('click', () => {
+    mode = mode === 'sse8' ? 'single' : 'sse8';
     applyMode();
   });
 
@@ -1375,7 +1546,7 @@ function main() {
     room = wanted;
     online = {};
     $('#online').textContent = '';
-    for (const pane of [single, ...side]) {
+    for (const pane of all) {
       const wasRunning = pane.running;
       pane.stop();
       pane.clear();
@@ -1406,7 +1577,7 @@ function main() {
   if (params.get('wire') === 'open') wire.setOpen(true);
   startTotals($('#totals'), (transports) => {
     page.lastStats = transports;
-    for (const pane of [single, ...side]) pane.renderWireCost(transports[pane.transport]);
+    for (const pane of all) pane.renderWireCost(transports[pane.transport]);
   });
 }
 

@@ -546,3 +546,134 @@ async fn a_websocket_send_the_server_refuses_keeps_its_text_and_one_pane_speaks(
     }
     page.browser.close().await;
 }
+
+/// The panes of the 8 x SSE mode, in the order the page opens them.
+const SSE8: [&str; 8] = [
+    "sse-1", "sse-2", "sse-3", "sse-4", "sse-5", "sse-6", "sse-7", "sse-8",
+];
+
+/// A `--tls` server (`--http1-only` if asked) with its generated
+/// certificate, a browser that trusts it by its key's hash, the page in
+/// 8 x SSE mode on `room`, and a Rust client that trusts it too.
+async fn eight_sse_panes(room: &str, http1_only: bool) -> Option<(TestServer, Demo)> {
+    let mut config = skyrocket::Config::default();
+    config.tls = Some(skyrocket::tls::ServerTls::self_signed(http1_only).unwrap());
+    let mut server = TestServer::with_config(config).await;
+    server.connect = Wire::H1Tls.connect(server.config());
+    let page = Demo::launch_trusting(&server).await?;
+    page.open(room, "&mode=sse8").await;
+    Some((server, page))
+}
+
+/// A picture of the page for the README (`results/screenshots/`), in the
+/// test's target directory.
+async fn screenshot(page: &Demo, name: &str) {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    assert_eq!(page.browser.screenshot(&path).await, VIEWPORT);
+    println!("screenshot: {}", path.display());
+}
+
+/// What each of `panes` says of the HTTP the browser used: `.proto`'s
+/// `data-proto`.
+async fn protocols(page: &Demo, panes: &[&str]) -> Vec<String> {
+    let keys: Vec<String> = panes.iter().map(|p| js(&pane(p))).collect();
+    page.browser
+        .eval(&format!(
+            "[{}].map((sel) => document.querySelector(`${{sel}} .proto`).dataset.proto)",
+            keys.join(",")
+        ))
+        .await
+}
+
+/// Over HTTP/2 a browser runs every request to an origin on one
+/// connection, so eight SSE streams from one page all open and all
+/// deliver, and the page says it used h2.
+#[tokio::test]
+async fn eight_sse_streams_all_run_on_one_http2_connection() {
+    let room = "sse8-h2";
+    let Some((server, page)) = eight_sse_panes(room, false).await else {
+        return;
+    };
+    page.wait_open(&SSE8).await;
+    server
+        .target(room)
+        .send(&draft("bob", "to all eight"))
+        .await
+        .unwrap();
+    let shown = page.wait_for_text(&SSE8, "to all eight").await;
+    assert!(shown.iter().all(|l| l.id == 1), "{shown:?}");
+    assert_eq!(protocols(&page, &SSE8).await, ["h2"; 8]);
+    screenshot(&page, "sse8-h2.png").await;
+    page.browser
+        .wait_for(
+            "document.querySelector('#conn-limit').dataset.limit === 'none'",
+            "the page to say no connection limit applies",
+        )
+        .await;
+    // The server saw the same: eight SSE requests, one connection.
+    let sse = &server.stats().await["transports"]["sse"];
+    assert_eq!(
+        (&sse["requests"], &sse["connections_open"]),
+        (&8.into(), &1.into()),
+        "{sse}"
+    );
+    page.browser.close().await;
+}
+
+/// Over HTTP/1.1 a browser opens at most six connections to an origin and
+/// an open SSE stream keeps its connection: the seventh and eighth streams
+/// never start, the page shows them waiting, and they miss a message the
+/// six others get. That is the limit the talk's slide warns about.
+#[tokio::test]
+async fn over_http1_the_seventh_and_eighth_sse_streams_wait_for_a_connection() {
+    let room = "sse8-h1";
+    let Some((server, page)) = eight_sse_panes(room, true).await else {
+        return;
+    };
+    let (open, stalled) = SSE8.split_at(6);
+    page.wait_open(open).await;
+    page.browser
+        .wait_for(
+            "document.querySelector('#conn-limit').dataset.limit === 'hit'
+             && ['sse-7', 'sse-8'].every((k) => document.querySelector(`[data-pane=\"${k}\"]`).dataset.waiting === 'yes')",
+            "the page to show panes 7 and 8 waiting for a connection",
+        )
+        .await;
+    server
+        .target(room)
+        .send(&draft("bob", "to the six"))
+        .await
+        .unwrap();
+    page.wait_for_text(open, "to the six").await;
+    assert_eq!(protocols(&page, open).await, ["http/1.1"; 6]);
+    screenshot(&page, "sse8-h1.png").await;
+    // The six have the message; the other two have no connection at all,
+    // so they cannot have it, and still wait.
+    for key in stalled {
+        assert!(page.lines(key).await.is_empty(), "{key} got a line");
+        let state: (String, String) = page
+            .browser
+            .eval(&format!(
+                "[document.querySelector('{0}').dataset.waiting, document.querySelector('{0} .state').dataset.state]",
+                pane(key)
+            ))
+            .await;
+        assert_eq!(state, ("yes".into(), "connecting".into()), "{key}");
+    }
+    let status: String = page
+        .browser
+        .eval("document.querySelector('#conn-limit').textContent")
+        .await;
+    assert!(
+        status.contains("7, 8 are waiting") && status.contains("at most 6 connections"),
+        "{status}"
+    );
+    // The server agrees: six SSE requests reached it, on six connections.
+    let sse = &server.stats().await["transports"]["sse"];
+    assert_eq!(
+        (&sse["requests"], &sse["connections_open"]),
+        (&6.into(), &6.into()),
+        "{sse}"
+    );
+    page.browser.close().await;
+}

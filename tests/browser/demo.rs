@@ -44,6 +44,21 @@ impl Demo {
         })
     }
 
+    /// A fresh browser for a `--tls` server with a self-signed certificate:
+    /// Chromium trusts it by its key's hash, as the server's start-up
+    /// message tells a presenter to (`ServerTls::how_to_trust`).
+    pub async fn launch_trusting(server: &TestServer) -> Option<Demo> {
+        let tls = server.config().tls.as_ref().expect("a --tls server");
+        let pin = format!(
+            "--ignore-certificate-errors-spki-list={}",
+            tls.identity.spki_hash()
+        );
+        Some(Demo {
+            browser: Browser::launch_with(&[pin]).await?,
+            base: server.base(),
+        })
+    }
+
     /// A fresh browser for the page at `base` (the network's port, say).
     pub async fn launch_at(base: String) -> Option<Demo> {
         Some(Demo {

@@ -59,6 +59,11 @@ impl Browser {
     /// are not installed (after printing SKIPPED), unless `CI` is set:
     /// there a missing browser is a failure, not a skip.
     pub async fn launch() -> Option<Browser> {
+        Self::launch_with(&[]).await
+    }
+
+    /// The same, with more Chromium flags (`extra`).
+    pub async fn launch_with(extra: &[String]) -> Option<Browser> {
         let chromium = find_program("CHROMIUM", &["chromium", "chromium-browser"]);
         let chromedriver = find_program("CHROMEDRIVER", &["chromedriver"]);
         let (Some(chromium), Some(chromedriver)) = (chromium.clone(), chromedriver) else {
@@ -84,7 +89,10 @@ impl Browser {
 
         let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|f| f.to_string()).collect();
         args.push(format!("--window-size={},{}", VIEWPORT.0, VIEWPORT.1));
+        // Chromium honours --ignore-certificate-errors-spki-list only with
+        // a --user-data-dir of its own, which every browser here has.
         args.push(format!("--user-data-dir={}", profile.display()));
+        args.extend(extra.iter().cloned());
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
             "goog:chromeOptions".into(),

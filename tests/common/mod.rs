@@ -176,6 +176,11 @@ impl TestServer {
         Target::with(self.base(), room, self.connect.clone())
     }
 
+    /// The configuration this server runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// Signals shutdown and waits for `run` to return.
     pub async fn shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
