@@ -556,8 +556,10 @@ const SSE8: [&str; 8] = [
 /// certificate, a browser that trusts it by its key's hash, the page in
 /// 8 x SSE mode on `room`, and a Rust client that trusts it too.
 async fn eight_sse_panes(room: &str, http1_only: bool) -> Option<(TestServer, Demo)> {
-    let mut config = skyrocket::Config::default();
-    config.tls = Some(skyrocket::tls::ServerTls::self_signed(http1_only).unwrap());
+    let config = skyrocket::Config {
+        tls: Some(skyrocket::tls::ServerTls::self_signed(http1_only).unwrap()),
+        ..Default::default()
+    };
     let mut server = TestServer::with_config(config).await;
     server.connect = Wire::H1Tls.connect(server.config());
     let page = Demo::launch_trusting(&server).await?;
