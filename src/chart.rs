@@ -92,6 +92,8 @@ pub struct BarChart {
     pub log_y: bool,
     /// Width and height in pixels.
     pub size: (u32, u32),
+    /// A line under the chart, saying what it leaves out and why.
+    pub note: Option<String>,
 }
 
 impl BarChart {
@@ -107,6 +109,7 @@ impl BarChart {
             series: Vec::new(),
             log_y: false,
             size: DEFAULT_SIZE,
+            note: None,
         }
     }
 
@@ -126,6 +129,12 @@ impl BarChart {
     /// A logarithmic y axis, for values that span orders of magnitude.
     pub fn log_y(mut self) -> Self {
         self.log_y = true;
+        self
+    }
+
+    /// A line of text under the chart: what it leaves out, and why.
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
         self
     }
 
@@ -174,6 +183,7 @@ impl BarChart {
         let x = CategoryAxis(n);
         let root = SVGBackend::with_string(svg, self.size).into_drawing_area();
         root.fill(&WHITE)?;
+        let root = with_note(root, self.note.as_deref())?;
         let mut chart = ChartBuilder::on(&root)
             .caption(&self.title, ("sans-serif", 22))
             .margin(16)
@@ -274,6 +284,8 @@ pub struct LineChart {
     pub log_y: bool,
     /// Width and height in pixels.
     pub size: (u32, u32),
+    /// A line under the chart, saying what it leaves out and why.
+    pub note: Option<String>,
 }
 
 impl LineChart {
@@ -290,6 +302,7 @@ impl LineChart {
             log_x: false,
             log_y: false,
             size: DEFAULT_SIZE,
+            note: None,
         }
     }
 
@@ -314,6 +327,12 @@ impl LineChart {
 
     pub fn log_y(mut self) -> Self {
         self.log_y = true;
+        self
+    }
+
+    /// A line of text under the chart: what it leaves out, and why.
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
         self
     }
 
@@ -347,6 +366,7 @@ impl LineChart {
     {
         let root = SVGBackend::with_string(svg, self.size).into_drawing_area();
         root.fill(&WHITE)?;
+        let root = with_note(root, self.note.as_deref())?;
         let mut chart = ChartBuilder::on(&root)
             .caption(&self.title, ("sans-serif", 22))
             .margin(16)
@@ -375,6 +395,29 @@ impl LineChart {
         root.present()?;
         Ok(())
     }
+}
+
+/// Height in pixels of the strip a note takes under a chart.
+const NOTE_HEIGHT: u32 = 28;
+
+/// With a `note`, draws it in a strip along the bottom and returns the
+/// area above for the chart; without one, the whole area.
+fn with_note<DB>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    note: Option<&str>,
+) -> Result<DrawingArea<DB, plotters::coord::Shift>, ChartError>
+where
+    DB: DrawingBackend,
+    DB::ErrorType: 'static,
+{
+    let Some(note) = note else {
+        return Ok(root);
+    };
+    let height = root.dim_in_pixel().1;
+    let (chart, strip) = root.split_vertically(height.saturating_sub(NOTE_HEIGHT));
+    let style = TextStyle::from(("sans-serif", 14)).color(&BLACK);
+    strip.draw(&Text::new(note.to_owned(), (16, 4), style))?;
+    Ok(chart)
 }
 
 fn draw_legend<'a, DB, X, Y>(
@@ -533,6 +576,21 @@ mod tests {
         assert_labels(&svg, &["Fan-out", "receivers", "ms", "ws", "poll"]);
         assert!(count(&svg, "<polyline") >= 2);
         assert!(count(&svg, "<circle") >= 6);
+    }
+
+    #[test]
+    fn a_note_is_drawn_under_either_chart() {
+        let note = "Not shown: longpoll, overloaded";
+        let bars = BarChart::new("t", "y", ["a"])
+            .series("ws", [1.0])
+            .note(note);
+        assert_labels(&bars.to_svg().unwrap(), &[note, "ws"]);
+        let lines = LineChart::new("t", "x", "y")
+            .line("ws", [(1.0, 2.0)])
+            .note(note);
+        assert_labels(&lines.to_svg().unwrap(), &[note, "ws"]);
+        let plain = BarChart::new("t", "y", ["a"]).series("ws", [1.0]);
+        assert!(!plain.to_svg().unwrap().contains(note));
     }
 
     #[test]

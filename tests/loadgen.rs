@@ -29,6 +29,7 @@ fn small_spec(servers: Servers, transports: Vec<Transport>) -> Spec {
         servers,
         connect: Default::default(),
         floor: false,
+        axum_shape: false,
         network: None,
     }
 }
@@ -51,7 +52,17 @@ fn assert_complete(run: &RunResult) {
 /// A small run per transport against the server at `base`, each checked
 /// complete (nothing lost, nothing duplicated).
 async fn every_transport_at(base: String, connect: skyrocket::client::Connect) -> Vec<RunResult> {
-    let mut spec = small_spec(Servers::Urls(vec![base]), Transport::RECEIVING.to_vec());
+    runs_at(base, connect, Transport::RECEIVING.to_vec()).await
+}
+
+/// A small run of each of `transports` against `base`, each checked complete.
+async fn runs_at(
+    base: String,
+    connect: skyrocket::client::Connect,
+    transports: Vec<Transport>,
+) -> Vec<RunResult> {
+    let count = transports.len();
+    let mut spec = small_spec(Servers::Urls(vec![base]), transports);
     spec.connect = connect;
     let progress = indicatif::ProgressBar::hidden();
     let runs = within(
@@ -60,7 +71,7 @@ async fn every_transport_at(base: String, connect: skyrocket::client::Connect) -
     )
     .await
     .unwrap();
-    assert_eq!(runs.len(), 4);
+    assert_eq!(runs.len(), count);
     runs.iter().for_each(assert_complete);
     runs
 }
@@ -127,8 +138,9 @@ async fn the_floor_server_delivers_every_message_on_every_transport() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let stop = CancellationToken::new();
-    let floor = tokio::spawn(skyrocket::loadgen::floor::serve(
+    let floor = tokio::spawn(skyrocket::loadgen::serve_baseline(
         listener,
+        skyrocket::loadgen::floor::app(Default::default()),
         stop.clone().cancelled_owned(),
     ));
     for run in &every_transport_at(base, Default::default()).await {
@@ -139,31 +151,66 @@ async fn the_floor_server_delivers_every_message_on_every_transport() {
     within(PATIENCE, floor).await.unwrap().unwrap();
 }
 
+/// The axum-example shape speaks enough of the contract for loadgen's
+/// stream clients: every message arrives, in order, once, over WebSocket
+/// and SSE, and it counts its deliveries for loadgen's CPU per delivery.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_binary_sweeps_and_writes_its_report() {
-    let dir = std::env::temp_dir().join(format!(
-        "skyrocket-loadgen-{}-{}",
+async fn the_axum_shape_delivers_every_message_over_both_streams() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(skyrocket::loadgen::serve_baseline(
+        listener,
+        skyrocket::loadgen::axum_shape::app(),
+        stop.clone().cancelled_owned(),
+    ));
+    let streams = vec![Transport::Ws, Transport::Sse];
+    for run in &runs_at(base, Default::default(), streams).await {
+        // Counted after each write returns, so it may trail the
+        // receivers by the last few; zero would mean it counts nothing.
+        assert!(run.server.delivered > 0, "{}", run.transport);
+    }
+    stop.cancel();
+    within(PATIENCE, server).await.unwrap().unwrap();
+}
+
+/// A fresh directory name for one test's report.
+fn report_dir(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "skyrocket-{name}-{}-{}",
         std::process::id(),
         skyrocket::message::now_millis()
-    ));
-    let json = dir.join("out.json");
+    ))
+}
+
+/// Runs the loadgen binary with `args` (split at whitespace) and
+/// `--report dir`, within `patience`, and checks that it succeeded.
+async fn loadgen(args: &str, dir: &std::path::Path, patience: Duration) {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"));
     command
-        .args(["--transport", "ws,longpoll", "--clients", "2,3"])
-        .args(["--rate", "20", "--duration", "1s", "--warmup", "200ms"])
-        .args(["--drain", "20s", "--senders", "2", "--floor"])
+        .args(args.split_whitespace())
         .arg("--report")
-        .arg(&dir)
-        .arg("--json")
-        .arg(&json)
+        .arg(dir)
         .kill_on_drop(true);
-    let output = within(PATIENCE * 4, command.output()).await.unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let output = within(patience, command.output()).await.unwrap();
     assert!(
         output.status.success(),
-        "loadgen failed: {stdout}\n{}",
+        "loadgen failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_sweeps_and_writes_its_report() {
+    let dir = report_dir("loadgen");
+    let json = dir.join("out.json");
+    let args = format!(
+        "--transport ws,longpoll --clients 2,3 --rate 20 --duration 1s --warmup 200ms \
+         --drain 20s --senders 2 --floor --axum-shape --json {}",
+        json.display()
+    );
+    loadgen(&args, &dir, PATIENCE * 4).await;
 
     let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(report.starts_with("# loadgen report"));
@@ -199,6 +246,13 @@ async fn the_binary_sweeps_and_writes_its_report() {
             // --floor ran the same workload against the floor server.
             assert_eq!(run["floor"]["lost"], 0, "{run}");
             assert!(run["floor"]["cpu_ratio"].is_number(), "{run}");
+            // --axum-shape did too, for the streams only: it has no polls.
+            if run["transport"] == "ws" {
+                assert_eq!(run["axum_shape"]["lost"], 0, "{run}");
+                assert!(run["axum_shape"]["cpu_ratio"].is_number(), "{run}");
+            } else {
+                assert!(run["axum_shape"].is_null(), "{run}");
+            }
             assert!(
                 run["server"]["rss_idle_mib"].as_f64().unwrap() > 0.0,
                 "{run}"
@@ -235,4 +289,31 @@ async fn the_recovery_runner_sees_auto_mode_fall_back_past_a_refused_upgrade() {
         "{markdown}"
     );
     assert!(markdown.contains("(on sse)"), "{markdown}");
+}
+
+/// Pollers that do not poll again within the run (a 10-minute interval)
+/// still have every measured message ahead of their cursor when the drain
+/// ends: loadgen counts those as queued, not lost, calls the run
+/// overloaded, and writes its report though there is no latency to chart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_delivered_nothing_is_reported_as_queued_not_lost() {
+    let dir = report_dir("loadgen-queued");
+    let args = "--transport poll --clients 3 --rate 20 --duration 1s --warmup 200ms \
+                --drain 100ms --poll-interval 10m";
+    loadgen(args, &dir, PATIENCE * 2).await;
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    let parsed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let run = &parsed["runs"][0];
+    assert_eq!(run["delivered"], 0, "{run}");
+    assert!(run["expected"].as_u64().unwrap() >= 3, "{run}");
+    assert_eq!(run["queued"], run["expected"], "{run}");
+    assert_eq!(run["lost"], 0, "{run}");
+    assert!(report.contains("| poll | 3 | 3 | overloaded |"), "{report}");
+    assert!(
+        report.contains("not yet fetched when the drain ended"),
+        "{report}"
+    );
+    assert!(!report.contains("latency.svg"), "{report}");
 }

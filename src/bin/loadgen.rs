@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use skyrocket::cli::ServerArgs;
 use skyrocket::loadgen::child::ServerCommand;
-use skyrocket::loadgen::report::{problems, table, Report};
+use skyrocket::loadgen::report::{delivered_share, kept_up, problems, table, Report};
 use skyrocket::loadgen::spec::{parse_counts, parse_duration, parse_transports, Servers, Spec};
 use skyrocket::message::Transport;
 use skyrocket::provenance::Provenance;
@@ -49,6 +49,14 @@ enum Command {
         /// Write report.md into this directory.
         #[arg(long)]
         report: Option<PathBuf>,
+    },
+    /// Serve a chat server written the way axum's own chat example is (a
+    /// broadcast channel per room, split socket, tungstenite defaults, no
+    /// history or stats), WebSocket and SSE only, to measure ours against.
+    AxumShape {
+        /// Where to listen; port 0 picks a free one.
+        #[arg(long, default_value = "127.0.0.1:3002")]
+        addr: std::net::SocketAddr,
     },
 }
 
@@ -113,6 +121,11 @@ struct LoadArgs {
     /// server's CPU per delivery over the floor's.
     #[arg(long)]
     floor: bool,
+    /// Run every WebSocket and SSE workload against the axum-example
+    /// shape too (`loadgen axum-shape`), and report the server's CPU per
+    /// delivery over its.
+    #[arg(long)]
+    axum_shape: bool,
     /// Send clients and senders through each server's network in between
     /// with these conditions, e.g. `rtt=50ms` or `rtt=150ms,jitter=10ms`
     /// (the server's `--network` spec; see the README).
@@ -159,6 +172,7 @@ impl LoadArgs {
                 trusted: Vec::new(),
             },
             floor: self.floor,
+            axum_shape: self.axum_shape,
             network: self.network,
         })
     }
@@ -226,13 +240,11 @@ async fn main() -> ExitCode {
         };
     }
     if let Some(Command::Floor { addr }) = cli.command {
-        return match serve_floor(addr).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("floor: {e}");
-                ExitCode::FAILURE
-            }
-        };
+        let floor = skyrocket::loadgen::floor::app(Default::default());
+        return baseline("floor", addr, floor).await;
+    }
+    if let Some(Command::AxumShape { addr }) = cli.command {
+        return baseline("axum-shape", addr, skyrocket::loadgen::axum_shape::app()).await;
     }
     if let Some(Command::Recovery { report }) = cli.command {
         return recovery(report).await;
@@ -268,15 +280,23 @@ async fn main() -> ExitCode {
     );
     progress.enable_steady_tick(Duration::from_millis(200));
     let outcome = skyrocket::loadgen::run_all(&spec, &interrupt, &progress, |run| {
+        let latency = if kept_up(run) {
+            format!("p99 {:.2} ms", run.latency_ms.p99)
+        } else {
+            format!(
+                "overloaded ({:.0}% of offered)",
+                delivered_share(run) * 100.0
+            )
+        };
         let line = format!(
-            "{} x{}: {} of {} connected, p99 {:.2} ms, {}/{} delivered",
+            "{} x{}: {} of {} connected, {latency}, {}/{} delivered, {} queued",
             run.transport,
             run.clients,
             run.connected,
             run.clients,
-            run.latency_ms.p99,
             run.delivered,
-            run.expected
+            run.expected,
+            run.queued
         );
         // A hidden bar (stderr not a terminal) drops println, so say it plainly.
         if progress.is_hidden() {
@@ -331,16 +351,27 @@ async fn main() -> ExitCode {
     }
 }
 
-/// `loadgen floor`: binds, prints the address (loadgen reads it from
-/// there when it asked for port 0) and serves until a shutdown signal.
-async fn serve_floor(addr: std::net::SocketAddr) -> std::io::Result<()> {
+/// `loadgen floor`, `loadgen axum-shape`: binds, prints the address as
+/// `NAME: URL` (loadgen reads it from there when it asked for port 0) and
+/// serves until a shutdown signal.
+async fn baseline(name: &str, addr: std::net::SocketAddr, app: axum::Router) -> ExitCode {
     skyrocket::config::raise_open_file_limit();
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    println!(
-        "Skyrocket floor up.\n  floor: http://{}/",
-        listener.local_addr()?
-    );
-    skyrocket::loadgen::floor::serve(listener, skyrocket::server::shutdown_signal()).await
+    let served = async {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        println!(
+            "Skyrocket {name} up.\n  {name}: http://{}/",
+            listener.local_addr()?
+        );
+        let shutdown = skyrocket::server::shutdown_signal();
+        skyrocket::loadgen::serve_baseline(listener, app, shutdown).await
+    };
+    match served.await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `loadgen recovery`: every fault against every receiver, one case at a

@@ -28,12 +28,12 @@ impl ServerCommand {
         })
     }
 
-    /// `loadgen floor --addr 127.0.0.1:0`: the minimal fan-out server
-    /// (`floor.rs`) from this very executable.
-    pub fn floor() -> io::Result<Self> {
+    /// `loadgen SUBCOMMAND --addr 127.0.0.1:0`: a server to measure ours
+    /// against (`floor`, `axum-shape`), from this very executable.
+    pub fn baseline(subcommand: &str) -> io::Result<Self> {
         Ok(Self {
             program: std::env::current_exe()?,
-            args: vec!["floor".to_owned(), "--addr".into(), "127.0.0.1:0".into()],
+            args: vec![subcommand.to_owned(), "--addr".into(), "127.0.0.1:0".into()],
         })
     }
 
@@ -44,6 +44,10 @@ impl ServerCommand {
         Self { program, args }
     }
 }
+
+/// How each server loadgen starts names its address on stdout: the
+/// server's first URL line, the floor's, the axum shape's.
+const ADDRESS_LINES: [&str; 3] = ["demo page:", "floor:", "axum-shape:"];
 
 /// A running child server.
 #[derive(Debug)]
@@ -88,9 +92,8 @@ impl ChildServer {
         let mut lines = BufReader::new(stdout).lines();
         let base = tokio::time::timeout(Duration::from_secs(10), async {
             while let Some(line) = lines.next_line().await? {
-                // The server's first URL line, or the floor's.
-                let url = line.split("demo page:").nth(1);
-                if let Some(url) = url.or_else(|| line.split("floor:").nth(1)) {
+                let url = ADDRESS_LINES.iter().find_map(|m| line.split(m).nth(1));
+                if let Some(url) = url {
                     return Ok(url.trim().trim_end_matches('/').to_owned());
                 }
             }

@@ -5,9 +5,9 @@
 //! lays the same figures out per transport, with every run's provenance.
 //!
 //! A run that did not keep up shows "overloaded" instead of a latency, by
-//! the same rule as the headline ([`delivered_share`] against [`KEPT_UP`]).
+//! the same rule as the headline ([`kept_up`]).
 
-use super::report::{delivered_share, human_ms, Report, RunResult, KEPT_UP};
+use super::report::{human_ms, kept_up, Report, RunResult, KEPT_UP};
 use std::fmt::Write as _;
 
 /// One condition: a label for the column headers and its report.
@@ -116,7 +116,7 @@ fn table(
 
 fn latency_table(conditions: &[Condition]) -> String {
     table(conditions, &["p50", "p99"], |r| {
-        if delivered_share(r) >= KEPT_UP {
+        if kept_up(r) {
             vec![human_ms(r.latency_ms.p50), human_ms(r.latency_ms.p99)]
         } else {
             vec!["overloaded".to_owned(), "overloaded".to_owned()]

@@ -48,12 +48,31 @@ struct Frame {
     sse: Bytes,
 }
 
+/// Deliveries per transport: the one figure loadgen reads from a baseline
+/// server's `/stats` (its CPU per delivery), shared with `axum_shape.rs`.
 #[derive(Default)]
-struct Delivered {
-    ws: AtomicU64,
-    sse: AtomicU64,
-    longpoll: AtomicU64,
-    poll: AtomicU64,
+pub(super) struct Delivered {
+    pub ws: AtomicU64,
+    pub sse: AtomicU64,
+    pub longpoll: AtomicU64,
+    pub poll: AtomicU64,
+}
+
+impl Delivered {
+    /// The `/stats` shape loadgen reads, with only `delivered` counted.
+    pub fn stats(&self) -> Response {
+        let one = |n: &AtomicU64| CountersSnapshot {
+            delivered: n.load(Relaxed),
+            ..CountersSnapshot::default()
+        };
+        Json(serde_json::json!({"transports": {
+            "ws": one(&self.ws),
+            "sse": one(&self.sse),
+            "longpoll": one(&self.longpoll),
+            "poll": one(&self.poll),
+        }}))
+        .into_response()
+    }
 }
 
 struct Floor {
@@ -84,16 +103,6 @@ pub fn app(ws: WsConfig) -> Router {
         .route("/rooms/{room}/poll", get(poll))
         .route("/stats", get(stats))
         .with_state(floor)
-}
-
-/// Serves the floor on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, app(WsConfig::default()))
-        .with_graceful_shutdown(shutdown)
-        .await
 }
 
 fn ring(floor: &Floor) -> std::sync::MutexGuard<'_, VecDeque<Arc<Frame>>> {
@@ -296,18 +305,6 @@ fn poll_body(floor: &Floor, wait: u64, owed: &[Arc<Frame>], next: u64) -> Respon
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// The `/stats` shape loadgen reads: only `delivered` is counted.
 async fn stats(State(floor): State<Shared>) -> Response {
-    let d = &floor.delivered;
-    let one = |n: &AtomicU64| CountersSnapshot {
-        delivered: n.load(Relaxed),
-        ..CountersSnapshot::default()
-    };
-    Json(serde_json::json!({"transports": {
-        "ws": one(&d.ws),
-        "sse": one(&d.sse),
-        "longpoll": one(&d.longpoll),
-        "poll": one(&d.poll),
-    }}))
-    .into_response()
+    floor.delivered.stats()
 }

@@ -10,7 +10,9 @@
 //! - [`report`]: the table, JSON and Markdown; [`charts`]: its SVG charts;
 //!   [`compare`]: several reports side by side (RTT, HTTP/1.1 and HTTP/2);
 //! - [`floor`]: the minimal fan-out server each transport is measured
-//!   against (`loadgen floor`, `loadgen --floor`);
+//!   against (`loadgen floor`, `loadgen --floor`); [`axum_shape`]: a chat
+//!   server the way axum's own example is, the other baseline
+//!   (`loadgen axum-shape`, `loadgen --axum-shape`);
 //! - [`recovery`]: how long each transport takes to deliver again after
 //!   each fault of the network in between (`loadgen recovery`).
 //!
@@ -18,6 +20,7 @@
 //! connect and the drain have a deadline, and the target is loopback
 //! unless `--url` says otherwise.
 
+pub mod axum_shape;
 pub mod charts;
 pub mod child;
 pub mod compare;
@@ -29,12 +32,25 @@ pub mod run;
 pub mod spec;
 pub mod tally;
 
+use crate::message::Transport;
 use child::ChildServer;
 use indicatif::ProgressBar;
-use report::{FloorFigures, RunResult};
+use report::{Baseline, RunResult};
 use run::Instance;
 use spec::{Servers, Spec};
 use tokio_util::sync::CancellationToken;
+
+/// Serves a baseline server's routes ([`floor::app`], [`axum_shape::app`])
+/// on `listener` until `shutdown` resolves: plain axum, no TLS, no limits.
+pub async fn serve_baseline(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
 
 /// Runs every (client count, transport) pair of `spec`, smallest count
 /// first, each against a fresh child server when loadgen starts its own.
@@ -89,8 +105,23 @@ pub async fn run_all(
             };
             let mut result = result;
             if spec.floor && !interrupt.is_cancelled() {
-                result.floor =
-                    Some(floor_run(spec, kind, clients, &result, interrupt, progress).await?);
+                let floor =
+                    baseline_run(spec, kind, clients, &result, "floor", interrupt, progress);
+                result.floor = Some(floor.await?);
+            }
+            // The axum shape has no polling, as axum's example has none.
+            let streams = matches!(kind, Transport::Ws | Transport::Sse);
+            if spec.axum_shape && streams && !interrupt.is_cancelled() {
+                let axum = baseline_run(
+                    spec,
+                    kind,
+                    clients,
+                    &result,
+                    "axum-shape",
+                    interrupt,
+                    progress,
+                );
+                result.axum_shape = Some(axum.await?);
             }
             on_run(&result);
             results.push(result);
@@ -99,29 +130,30 @@ pub async fn run_all(
     Ok(results)
 }
 
-/// The same workload against a fresh floor server, and the server's CPU per
-/// delivery over the floor's.
-async fn floor_run(
+/// The same workload against a fresh baseline server (`loadgen floor`,
+/// `loadgen axum-shape`), and our CPU per delivery over its.
+async fn baseline_run(
     spec: &Spec,
-    kind: crate::message::Transport,
+    kind: Transport,
     clients: usize,
     ours: &RunResult,
+    subcommand: &str,
     interrupt: &CancellationToken,
     progress: &ProgressBar,
-) -> std::io::Result<FloorFigures> {
-    let child = ChildServer::start(&child::ServerCommand::floor()?).await?;
+) -> std::io::Result<Baseline> {
+    let child = ChildServer::start(&child::ServerCommand::baseline(subcommand)?).await?;
     let instance = Instance {
         base: child.base.clone(),
         pid: Some(child.pid()),
         via: None,
     };
-    let floor = run::run_one(spec, kind, clients, &[instance], interrupt, progress).await;
+    let theirs = run::run_one(spec, kind, clients, &[instance], interrupt, progress).await;
     child.stop().await?;
-    let cpu = floor.server.cpu_seconds_per_1000;
-    Ok(FloorFigures {
+    let cpu = theirs.server.cpu_seconds_per_1000;
+    Ok(Baseline {
         cpu_seconds_per_1000: cpu,
-        p99_ms: floor.latency_ms.p99,
-        lost: floor.lost,
+        p99_ms: theirs.latency_ms.p99,
+        lost: theirs.lost,
         cpu_ratio: match (ours.server.cpu_seconds_per_1000, cpu) {
             (Some(a), Some(b)) if b > 0.0 => Some(a / b),
             _ => None,

@@ -82,7 +82,15 @@ pub struct RunResult {
     /// `sent` x `connected`.
     pub expected: u64,
     pub delivered: u64,
+    /// Deliveries that never came: a receiver moved past the message
+    /// (announced as `gap`/`reset`, or silently) or its stream broke.
     pub lost: u64,
+    /// Deliveries a receiver still had ahead of its cursor when the drain
+    /// ended: queued on the server or in flight, not lost. A run with many
+    /// was behind (overloaded); absent from reports made before loadgen
+    /// told the two apart, where `lost` holds both.
+    #[serde(default)]
+    pub queued: u64,
     pub duplicates: u64,
     pub announced_losses: u64,
     pub latency_ms: Percentiles,
@@ -94,18 +102,23 @@ pub struct RunResult {
     /// to the server's, it shows which side was saturated.
     pub loadgen_cpu_seconds: Option<f64>,
     /// The same workload against the floor server, when `--floor` ran it.
-    pub floor: Option<FloorFigures>,
+    pub floor: Option<Baseline>,
+    /// The same workload against the axum-example shape, when
+    /// `--axum-shape` ran it (WebSocket and SSE only).
+    #[serde(default)]
+    pub axum_shape: Option<Baseline>,
     pub interrupted: bool,
 }
 
-/// The floor's side of a run: the minimal fan-out server (`floor.rs`) on
-/// the same workload, and how much more CPU per delivery ours took.
+/// A baseline server's side of a run (the floor, `floor.rs`, or the axum
+/// shape, `axum_shape.rs`) on the same workload, and how much more CPU per
+/// delivery ours took.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct FloorFigures {
+pub struct Baseline {
     pub cpu_seconds_per_1000: Option<f64>,
     pub p99_ms: f64,
     pub lost: u64,
-    /// Our CPU per delivery over the floor's.
+    /// Our CPU per delivery over the baseline's.
     pub cpu_ratio: Option<f64>,
 }
 
@@ -161,6 +174,7 @@ fn rows(runs: &[RunResult]) -> (Vec<&'static str>, Vec<Vec<String>>) {
         "max ms",
         "delivered/expected",
         "lost",
+        "queued",
         "dup",
         "deliveries/s",
         "out B/dlv",
@@ -169,6 +183,8 @@ fn rows(runs: &[RunResult]) -> (Vec<&'static str>, Vec<Vec<String>>) {
         "CPU s/1k dlv",
         "floor CPU s/1k",
         "x floor",
+        "axum CPU s/1k",
+        "x axum",
         "server CPU s",
         "loadgen CPU s",
         "retries",
@@ -179,17 +195,27 @@ fn rows(runs: &[RunResult]) -> (Vec<&'static str>, Vec<Vec<String>>) {
         .iter()
         .map(|r| {
             let l = &r.latency_ms;
+            // An overloaded run's "latency" is how long messages queued:
+            // the cells say so instead (the figures stay in the JSON).
+            let ms = |v: f64| {
+                if kept_up(r) {
+                    format!("{v:.2}")
+                } else {
+                    "overloaded".to_owned()
+                }
+            };
             vec![
                 format!("{}{}", r.transport, if r.interrupted { "*" } else { "" }),
                 r.clients.to_string(),
                 r.connected.to_string(),
-                format!("{:.2}", l.p50),
-                format!("{:.2}", l.p90),
-                format!("{:.2}", l.p99),
-                format!("{:.2}", l.p999),
-                format!("{:.2}", l.max),
+                ms(l.p50),
+                ms(l.p90),
+                ms(l.p99),
+                ms(l.p999),
+                ms(l.max),
                 format!("{}/{}", r.delivered, r.expected),
                 r.lost.to_string(),
+                r.queued.to_string(),
                 r.duplicates.to_string(),
                 format!("{:.0}", r.deliveries_per_sec),
                 format!("{:.1}", r.server.wire_out_per_delivery),
@@ -198,6 +224,11 @@ fn rows(runs: &[RunResult]) -> (Vec<&'static str>, Vec<Vec<String>>) {
                 opt(r.server.cpu_seconds_per_1000, 4),
                 opt(r.floor.as_ref().and_then(|f| f.cpu_seconds_per_1000), 4),
                 opt(r.floor.as_ref().and_then(|f| f.cpu_ratio), 2),
+                opt(
+                    r.axum_shape.as_ref().and_then(|a| a.cpu_seconds_per_1000),
+                    4,
+                ),
+                opt(r.axum_shape.as_ref().and_then(|a| a.cpu_ratio), 2),
                 opt(r.server.cpu_seconds, 2),
                 opt(r.loadgen_cpu_seconds, 2),
                 r.poll_retries.to_string(),
@@ -304,6 +335,25 @@ pub fn delivered_share(r: &RunResult) -> f64 {
     }
 }
 
+/// Whether a run kept up with the load offered to it: it delivered
+/// something, and at least [`KEPT_UP`] of the offered deliveries per
+/// second. The one decision every table, chart and line of a report takes
+/// before it shows a run's latency: an overloaded run's "latency" is how
+/// long messages queued, not how fast a transport is.
+pub fn kept_up(r: &RunResult) -> bool {
+    r.latency_ms.count > 0 && delivered_share(r) >= KEPT_UP
+}
+
+/// `longpoll x10000 (4% of offered)`: an overloaded run, named for a note.
+pub fn overloaded_name(r: &RunResult) -> String {
+    format!(
+        "{} x{} ({:.0}% of offered)",
+        r.transport,
+        r.clients,
+        delivered_share(r) * 100.0
+    )
+}
+
 /// A duration in the unit a person reads: `0.45 ms`, `9.5 ms`, `210 ms`,
 /// `1.0 s`, `3.9 min`.
 pub fn human_ms(ms: f64) -> String {
@@ -364,7 +414,7 @@ pub fn headline_table(runs: &[RunResult]) -> String {
                 continue;
             };
             let share = delivered_share(r);
-            let (p50, p99) = if share >= KEPT_UP {
+            let (p50, p99) = if kept_up(r) {
                 (human_ms(r.latency_ms.p50), human_ms(r.latency_ms.p99))
             } else {
                 ("overloaded".to_owned(), "overloaded".to_owned())
@@ -383,11 +433,27 @@ pub fn headline_table(runs: &[RunResult]) -> String {
     out
 }
 
-/// Plain-words problems: failed connects, drops, send errors, losses.
+/// Plain-words problems: overload, failed connects, drops, send errors,
+/// losses and deliveries still queued.
 pub fn problems(runs: &[RunResult]) -> Vec<String> {
     let mut out = Vec::new();
     for r in runs {
         let name = format!("{} x{}", r.transport, r.clients);
+        if !kept_up(r) {
+            let queueing = if r.latency_ms.count > 0 {
+                format!(
+                    "; its latencies (p99 {}) are queueing time, so tables and charts \
+                     leave them out (they are in results.json)",
+                    human_ms(r.latency_ms.p99)
+                )
+            } else {
+                String::new()
+            };
+            out.push(format!(
+                "{name}: overloaded: delivered {:.0}% of the offered deliveries/s{queueing}",
+                delivered_share(r) * 100.0
+            ));
+        }
         for (why, count) in &r.failures {
             out.push(format!("{name}: {count} client(s): {why}"));
         }
@@ -402,6 +468,13 @@ pub fn problems(runs: &[RunResult]) -> Vec<String> {
             out.push(format!(
                 "{name}: {} of {} deliveries lost ({} announced as gap/reset)",
                 r.lost, r.expected, r.announced_losses
+            ));
+        }
+        if r.queued > 0 {
+            out.push(format!(
+                "{name}: {} of {} deliveries not yet fetched when the drain ended: \
+                 the receivers were behind (queued or in flight, not lost)",
+                r.queued, r.expected
             ));
         }
         if r.duplicates > 0 {
@@ -447,6 +520,12 @@ impl Report {
     /// The report in Markdown, showing `charts` (file, caption) that sit
     /// beside it.
     pub fn markdown(&self, charts: &[(PathBuf, String)]) -> String {
+        self.markdown_with(charts, &[])
+    }
+
+    /// The report in Markdown, with `charts` shown and the charts that
+    /// could not be drawn (`failed`) said so.
+    fn markdown_with(&self, charts: &[(PathBuf, String)], failed: &[String]) -> String {
         let mut out = format!(
             "# loadgen report\n\n{}\n{}\n\n## Headline\n\n{}\n## Results\n\n{}",
             self.provenance().to_markdown(),
@@ -461,12 +540,15 @@ impl Report {
                 let _ = writeln!(out, "- {p}");
             }
         }
-        if !charts.is_empty() {
+        if !charts.is_empty() || !failed.is_empty() {
             out.push_str("\n## Charts\n\n");
             for (path, caption) in charts {
                 let file = path.file_name().unwrap_or_default().to_string_lossy();
                 let _ = writeln!(out, "![{caption}]({file})\n");
             }
+        }
+        for failure in failed {
+            let _ = writeln!(out, "Chart not drawn: {failure}.\n");
         }
         out.push_str(COLUMNS);
         out
@@ -487,11 +569,13 @@ impl Report {
     /// leaving the JSON as it was measured); the paths written.
     pub fn render_dir(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         std::fs::create_dir_all(dir)?;
-        let charts = super::charts::write(dir, &self.runs).map_err(std::io::Error::other)?;
-        let markdown = dir.join("report.md");
-        std::fs::write(&markdown, self.markdown(&charts))?;
-        let mut written = vec![markdown];
-        written.extend(charts.into_iter().map(|(path, _)| path));
+        // A chart that cannot be drawn costs that chart, never the report:
+        // the figures are what a run leaves behind.
+        let charts = super::charts::write(dir, &self.runs);
+        let path = dir.join("report.md");
+        std::fs::write(&path, self.markdown_with(&charts.drawn, &charts.failed))?;
+        let mut written = vec![path];
+        written.extend(charts.drawn.into_iter().map(|(path, _)| path));
         Ok(written)
     }
 
@@ -521,8 +605,17 @@ const COLUMNS: &str = "
   from the actual send, charges a stall to the server instead of hiding it
   (coordinated omission).
 - **delivered/expected**: first receipts of measured messages, against
-  messages the server accepted times receivers connected. **lost** is the
-  difference; **dup** counts a message id a receiver had already seen.
+  messages the server accepted times receivers connected. Of the
+  difference, **queued** is what receivers still had ahead of their cursor
+  when the drain ended (the server still held it for them: they were
+  behind, nothing was lost), and **lost** the rest: messages a receiver
+  moved past without getting (the problems say how many of those the
+  server announced with `gap`/`reset`) or never got because its stream
+  broke. **dup** counts a message id a receiver had already seen.
+- A run is **overloaded** when it delivered less than 80% of the offered
+  deliveries per second (messages/s x receivers connected): its latency
+  cells read `overloaded` and the charts leave it out, since what it
+  measured is how long messages queued (the figures are in results.json).
 - **deliveries/s**: delivered over the measured window (first due time to
   last receipt).
 - **out/in B/dlv, req/dlv**: bytes the server wrote to / read from this
@@ -534,6 +627,10 @@ const COLUMNS: &str = "
   minimal fan-out server that writes the same bytes to the same sockets
   with no room, no accounting and no JSON work per delivery (`--floor`);
   and our CPU per delivery over the floor's.
+- **axum CPU s/1k, x axum**: the same for the axum-example shape
+  (`--axum-shape`): a chat server written the way axum's own chat example
+  is (a broadcast channel per room, split socket, tungstenite defaults, no
+  history or stats); WebSocket and SSE only.
 - **server CPU s, loadgen CPU s**: CPU seconds (user + system) of the
   server and of loadgen itself over the measured window. Two cores are
   200% at most: when loadgen's share is large, the client side was part of
@@ -575,11 +672,16 @@ pub(crate) mod tests {
             expected: 200 * clients as u64,
             delivered: 200 * clients as u64,
             lost: 0,
+            queued: 0,
             duplicates: 0,
             announced_losses: 0,
             latency_ms: Percentiles {
+                count: 200 * clients as u64,
                 p50: p99 / 2.0,
+                p90: p99 * 0.8,
                 p99,
+                p999: p99 * 1.2,
+                max: p99 * 1.5,
                 ..Percentiles::default()
             },
             window_s: 10.0,
@@ -596,6 +698,7 @@ pub(crate) mod tests {
             },
             loadgen_cpu_seconds: None,
             floor: None,
+            axum_shape: None,
             interrupted: false,
         }
     }
@@ -657,6 +760,78 @@ pub(crate) mod tests {
         std::fs::write(&path, r#"{"runs":[{"transport":"carrier pigeon"}]}"#).unwrap();
         assert!(Report::read_json(&path).is_err());
         std::fs::remove_file(&path).unwrap();
+    }
+
+    /// A run that delivered nothing (every send refused, say) has only
+    /// zeros for latencies: the report is still written, it says the run
+    /// was overloaded, and no chart plots its zeros on a log axis.
+    #[test]
+    fn a_report_is_written_when_a_run_delivered_nothing() {
+        let mut starved = run("ws", 1000, 0.0, 0.0);
+        starved.latency_ms = Percentiles::default();
+        (starved.sent, starved.expected, starved.delivered) = (0, 0, 0);
+        let report = Report::new(
+            "loadgen".into(),
+            Provenance::here("loadgen"),
+            "Workload: test.".into(),
+            vec![starved],
+        );
+        let dir = std::env::temp_dir().join(format!("skyrocket-starved-{}", std::process::id()));
+        let written = report.render_dir(&dir).unwrap();
+        let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(written.iter().any(|p| p.ends_with("report.md")));
+        assert!(!written.iter().any(|p| p.ends_with("latency.svg")));
+        assert!(md.contains("| ws | 1000 | 1000 | overloaded |"), "{md}");
+        assert!(md.contains("ws x1000: overloaded: delivered 0%"), "{md}");
+    }
+
+    /// An overloaded run is named under the latency charts, not drawn in
+    /// them, and its latencies appear in no table.
+    #[test]
+    fn charts_and_tables_leave_an_overloaded_runs_latency_out() {
+        let runs = vec![
+            run("ws", 1000, 20_048.0, 17.38),
+            run("longpoll", 1000, 19_877.0, 190.59),
+            run("ws", 10_000, 198_209.0, 210.69),
+            run("longpoll", 10_000, 8_160.0, 233_439.23),
+        ];
+        let report = Report::new(
+            "loadgen".into(),
+            Provenance::here("loadgen"),
+            "Workload: test.".into(),
+            runs,
+        );
+        let dir = std::env::temp_dir().join(format!("skyrocket-overload-{}", std::process::id()));
+        report.render_dir(&dir).unwrap();
+        let read = |file: &str| {
+            std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| {
+                let md = std::fs::read_to_string(dir.join("report.md"));
+                panic!("{file}: {e}; report: {md:?}")
+            })
+        };
+        let (md, latency, sweep) = (
+            read("report.md"),
+            read("latency.svg"),
+            read("sweep-p99.svg"),
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        // At 10,000 clients ws kept up and is drawn; longpoll is a note.
+        assert!(latency.contains("ws"));
+        assert!(latency.contains("Not shown, overloaded"), "{latency}");
+        assert!(latency.contains("longpoll x10000 (4% of offered)"));
+        assert!(sweep.contains("longpoll x10000 (4% of offered)"));
+        // 233,439 ms is drawn nowhere and tabled nowhere; the problems
+        // name it as queueing time.
+        for text in [&latency, &sweep] {
+            assert!(!text.contains("233k") && !text.contains("100k"), "{text}");
+        }
+        assert!(
+            md.contains("| longpoll | 10000 | 10000 | overloaded |"),
+            "{md}"
+        );
+        assert!(!md.contains("233439"), "{md}");
+        assert!(md.contains("(p99 3.9 min) are queueing time"), "{md}");
     }
 
     #[test]

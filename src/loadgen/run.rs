@@ -9,7 +9,7 @@
 use super::probe::Usage;
 use super::report::{Percentiles, RunResult, ServerFigures};
 use super::spec::Spec;
-use super::tally::{new_histogram, text_for, Schedule, Tally};
+use super::tally::{lock, new_histogram, text_for, Schedule, Tally};
 use crate::client::{Subscriber, Target};
 use crate::message::CountersSnapshot;
 use crate::message::Resume;
@@ -84,15 +84,25 @@ struct Clients {
     dropped: AtomicU64,
     /// Failed polls retried with the same `since`.
     retries: AtomicU64,
+    /// Each receiver's cursor: the last message id it got, 0 once it can
+    /// receive, [`NOT_RECEIVING`] before that and after its stream broke.
+    cursors: Vec<AtomicU64>,
     connect_us: Mutex<Histogram<u64>>,
     /// Why clients failed, with counts, so "1,204 x too many open files"
     /// is one line, not 1,204.
     failures: Mutex<BTreeMap<String, u64>>,
 }
 
+/// A cursor that counts for nothing queued: the receiver never connected,
+/// or its stream broke (what it missed is lost).
+const NOT_RECEIVING: u64 = u64::MAX;
+
 impl Clients {
-    fn new() -> Self {
+    fn new(receivers: usize) -> Self {
         Self {
+            cursors: (0..receivers)
+                .map(|_| AtomicU64::new(NOT_RECEIVING))
+                .collect(),
             connected: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
@@ -118,15 +128,17 @@ impl Clients {
         self.dropped.fetch_add(1, Relaxed);
     }
 
+    /// The cursors of the receivers still receiving.
+    fn cursors(&self) -> impl Iterator<Item = Option<u64>> + '_ {
+        self.cursors.iter().map(|c| {
+            let cursor = c.load(Relaxed);
+            (cursor != NOT_RECEIVING).then_some(cursor)
+        })
+    }
+
     fn settled(&self) -> u64 {
         self.connected.load(Relaxed) + self.failed.load(Relaxed)
     }
-}
-
-/// A std Mutex held for a few instructions, never across an await; a
-/// poisoned one still holds sound counts.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The server's counters for one transport, summed over the instances,
@@ -198,7 +210,7 @@ pub async fn run_one(
     let base = sample(&targets, instances, kind.name()).await;
 
     // Connect.
-    let state = Arc::new(Clients::new());
+    let state = Arc::new(Clients::new(clients));
     let tally_slot: Arc<OnceLock<Tally>> = Arc::new(OnceLock::new());
     let stop = interrupt.child_token();
     let mut receivers = JoinSet::new();
@@ -308,7 +320,9 @@ pub async fn run_one(
         receivers.abort_all();
     }
 
+    // Every receiver has stopped, so counts and cursors agree.
     let delivered = tally_ref.delivered.load(Relaxed);
+    let queued = tally_ref.queued(state.cursors());
     // Saturating: a server that went away mid-run reads as zeros.
     let server_delivered = after
         .counters
@@ -351,7 +365,8 @@ pub async fn run_one(
         first_send_error: tally_ref.first_error(),
         expected,
         delivered,
-        lost: expected.saturating_sub(delivered),
+        lost: expected.saturating_sub(delivered + queued),
+        queued,
         duplicates: tally_ref.duplicates.load(Relaxed),
         announced_losses: tally_ref.announced_losses.load(Relaxed),
         latency_ms: Percentiles::from_micros(&tally_ref.latencies()),
@@ -376,6 +391,7 @@ pub async fn run_one(
         },
         loadgen_cpu_seconds: loadgen_cpu,
         floor: None,
+        axum_shape: None,
         interrupted: interrupt.is_cancelled(),
     }
 }
@@ -436,6 +452,8 @@ impl Receiver {
             }
         };
         self.clients.connected(started.elapsed());
+        let cursor = &self.clients.cursors[self.index];
+        cursor.store(0, Relaxed);
         drop(permit);
         let mut last_id = 0;
         let mut failed_polls = 0;
@@ -467,6 +485,7 @@ impl Receiver {
                     event
                 }
                 Err(e) => {
+                    cursor.store(NOT_RECEIVING, Relaxed);
                     let why = format!("{} stream ended: {}", self.kind.name(), in_plain_words(&e));
                     return self.clients.dropped(why);
                 }
@@ -475,7 +494,10 @@ impl Receiver {
                 continue;
             };
             match event {
-                Event::Message(m) => tally.receipt(self.index, m.id, &m.text, &mut last_id, now),
+                Event::Message(m) => {
+                    tally.receipt(self.index, m.id, &m.text, &mut last_id, now);
+                    cursor.store(last_id, Relaxed);
+                }
                 Event::Control(Control::Gap { .. } | Control::Reset { .. }) => {
                     tally.announced_losses.fetch_add(1, Relaxed);
                 }
@@ -554,9 +576,7 @@ impl SenderShare {
                 client_id: None,
             };
             match self.target.send(&draft).await {
-                Ok(_) if schedule.is_measured(seq) => {
-                    tally.sent.fetch_add(1, Relaxed);
-                }
+                Ok(id) if schedule.is_measured(seq) => tally.sent(id),
                 Ok(_) => {}
                 Err(e) => {
                     tally.send_errors.fetch_add(1, Relaxed);

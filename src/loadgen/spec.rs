@@ -36,6 +36,9 @@ pub struct Spec {
     pub connect: Connect,
     /// Run every workload against the floor server too (`floor.rs`).
     pub floor: bool,
+    /// Run every WebSocket and SSE workload against the axum-example
+    /// shape too (`axum_shape.rs`).
+    pub axum_shape: bool,
     /// Clients and senders go through the server's network in between,
     /// with these conditions (`--network rtt=50ms`); `None`: directly.
     pub network: Option<crate::network::Conditions>,

@@ -58,6 +58,9 @@ pub struct Tally {
     latency_us: Vec<Mutex<Histogram<u64>>>,
     /// Measured messages the server accepted (201).
     pub sent: AtomicU64,
+    /// Their ids, as the server answered them: what a receiver still has
+    /// ahead of its cursor at the end is queued, not lost ([`Tally::queued`]).
+    sent_ids: Mutex<Vec<u64>>,
     pub send_errors: AtomicU64,
     /// Measured messages received, first time only.
     pub delivered: AtomicU64,
@@ -76,6 +79,7 @@ impl Tally {
             schedule,
             latency_us: (0..SHARDS).map(|_| Mutex::new(new_histogram())).collect(),
             sent: AtomicU64::new(0),
+            sent_ids: Mutex::new(Vec::new()),
             send_errors: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
@@ -103,35 +107,55 @@ impl Tally {
         let micros = u64::try_from(micros).unwrap_or(u64::MAX).max(1);
         // A poisoned shard only means another receiver panicked mid-record;
         // its counts are still sound.
-        let mut shard = self.latency_us[receiver % SHARDS]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        shard.saturating_record(micros);
+        lock(&self.latency_us[receiver % SHARDS]).saturating_record(micros);
+    }
+
+    /// Records a measured message the server accepted as `id`.
+    pub fn sent(&self, id: u64) {
+        self.sent.fetch_add(1, Relaxed);
+        lock(&self.sent_ids).push(id);
+    }
+
+    /// Deliveries still ahead of the receivers: for each receiver's
+    /// cursor (the last id it got; `None` for one no longer receiving),
+    /// the measured messages with a larger id. Receipts come in id order,
+    /// so these are exactly the ones it has not had yet, and the server
+    /// still holds them for it: it was behind, not losing.
+    pub fn queued(&self, cursors: impl IntoIterator<Item = Option<u64>>) -> u64 {
+        let mut ids = lock(&self.sent_ids).clone();
+        ids.sort_unstable();
+        cursors
+            .into_iter()
+            .flatten()
+            .map(|cursor| (ids.len() - ids.partition_point(|&id| id <= cursor)) as u64)
+            .sum()
     }
 
     /// Remembers the first error of a kind worth showing to the user.
     pub fn error(&self, what: String) {
-        let mut first = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
-        first.get_or_insert(what);
+        lock(&self.first_error).get_or_insert(what);
     }
 
     pub fn first_error(&self) -> Option<String> {
-        self.first_error
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock(&self.first_error).clone()
     }
 
     /// All shards merged.
     pub fn latencies(&self) -> Histogram<u64> {
         let mut all = new_histogram();
         for shard in &self.latency_us {
-            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
             // Same bounds on both sides, so adding cannot fail.
-            let _ = all.add(&*shard);
+            let _ = all.add(&*lock(shard));
         }
         all
     }
+}
+
+/// A std Mutex held for a few instructions, never across an await (so not
+/// tokio's); a poisoned one only means another task panicked mid-record,
+/// and the counts it holds are still sound.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// 1 µs to 10 minutes at 3 significant digits; larger values are clamped.
@@ -172,5 +196,23 @@ mod tests {
         assert_eq!(latencies.len(), 1);
         // Due 4 ms after start, received 50 ms after: 46 ms.
         assert!((45_000..=47_000).contains(&latencies.max()));
+    }
+
+    #[test]
+    fn what_is_ahead_of_a_cursor_is_queued() {
+        let tally = Tally::new(Schedule {
+            start: Instant::now(),
+            rate: 10.0,
+            warmup: 0,
+            total: 3,
+        });
+        // Two senders: the server's ids need not come in schedule order.
+        for id in [12, 10, 11] {
+            tally.sent(id);
+        }
+        assert_eq!(tally.sent.load(Relaxed), 3);
+        // Caught up, one behind, none received yet, no longer receiving.
+        let cursors = [Some(12), Some(11), Some(0), None];
+        assert_eq!(tally.queued(cursors), 1 + 3);
     }
 }
