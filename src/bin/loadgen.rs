@@ -296,7 +296,7 @@ async fn main() -> ExitCode {
             run.clients,
             run.delivered,
             run.expected,
-            run.queued
+            run.queued.unwrap_or(0)
         );
         // A hidden bar (stderr not a terminal) drops println, so say it plainly.
         if progress.is_hidden() {

@@ -87,10 +87,10 @@ pub struct RunResult {
     pub lost: u64,
     /// Deliveries a receiver still had ahead of its cursor when the drain
     /// ended: queued on the server or in flight, not lost. A run with many
-    /// was behind (overloaded); absent from reports made before loadgen
-    /// told the two apart, where `lost` holds both.
+    /// was behind (overloaded). `None` in reports made before loadgen told
+    /// the two apart: their `lost` holds both.
     #[serde(default)]
-    pub queued: u64,
+    pub queued: Option<u64>,
     pub duplicates: u64,
     pub announced_losses: u64,
     pub latency_ms: Percentiles,
@@ -215,7 +215,7 @@ fn rows(runs: &[RunResult]) -> (Vec<&'static str>, Vec<Vec<String>>) {
                 ms(l.max),
                 format!("{}/{}", r.delivered, r.expected),
                 r.lost.to_string(),
-                r.queued.to_string(),
+                r.queued.map_or_else(|| "n/a".into(), |q| q.to_string()),
                 r.duplicates.to_string(),
                 format!("{:.0}", r.deliveries_per_sec),
                 format!("{:.1}", r.server.wire_out_per_delivery),
@@ -470,11 +470,11 @@ pub fn problems(runs: &[RunResult]) -> Vec<String> {
                 r.lost, r.expected, r.announced_losses
             ));
         }
-        if r.queued > 0 {
+        if let Some(queued) = r.queued.filter(|&q| q > 0) {
             out.push(format!(
                 "{name}: {} of {} deliveries not yet fetched when the drain ended: \
                  the receivers were behind (queued or in flight, not lost)",
-                r.queued, r.expected
+                queued, r.expected
             ));
         }
         if r.duplicates > 0 {
@@ -611,7 +611,9 @@ const COLUMNS: &str = "
   behind, nothing was lost), and **lost** the rest: messages a receiver
   moved past without getting (the problems say how many of those the
   server announced with `gap`/`reset`) or never got because its stream
-  broke. **dup** counts a message id a receiver had already seen.
+  broke. (Reports measured before loadgen told the two apart show queued
+  `n/a`; their lost holds both.) **dup** counts a message id a receiver
+  had already seen.
 - A run is **overloaded** when it delivered less than 80% of the offered
   deliveries per second (messages/s x receivers connected): its latency
   cells read `overloaded` and the charts leave it out, since what it
@@ -672,7 +674,7 @@ pub(crate) mod tests {
             expected: 200 * clients as u64,
             delivered: 200 * clients as u64,
             lost: 0,
-            queued: 0,
+            queued: Some(0),
             duplicates: 0,
             announced_losses: 0,
             latency_ms: Percentiles {

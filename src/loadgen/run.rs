@@ -366,7 +366,7 @@ pub async fn run_one(
         expected,
         delivered,
         lost: expected.saturating_sub(delivered + queued),
-        queued,
+        queued: Some(queued),
         duplicates: tally_ref.duplicates.load(Relaxed),
         announced_losses: tally_ref.announced_losses.load(Relaxed),
         latency_ms: Percentiles::from_micros(&tally_ref.latencies()),
