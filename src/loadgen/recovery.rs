@@ -520,6 +520,8 @@ pub fn report(started: &crate::provenance::Provenance, outcomes: &[Outcome]) -> 
          message. A new WebSocket or SSE connection must show its `hello` within 5 s \
          (the client's probe) to count as working.\n\
          - *none*: the reference, measured the way the cut is.\n\n\
+         Short polling asks every second, so its figures are where the message fell \
+         in that second: anything from 0 to 1 s, whatever the fault.\n\n\
          The network in between closes both sides of a connection it cuts, as a \
          proxy does, so a client notices a cut at once. A NAT or mobile network that \
          silently forgets a connection is noticed only by the client's liveness \
