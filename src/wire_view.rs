@@ -14,12 +14,18 @@
 //!   them against the bytes a raw TCP client received.
 //! - Poll responses and the WebSocket handshake are captured on the socket
 //!   itself by [`crate::conn::ConnWire`], since hyper writes their heads.
+//!
+//! Taps are keyed by room names that clients choose, so they are bounded
+//! like everything clients make grow: at most [`MAX_TAPS`], the least
+//! recently watched one forgotten first.
 
 use crate::message::now_millis;
 use crate::message::Transport;
 use bytes::{BufMut, Bytes, BytesMut};
+use lru::LruCache;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -27,12 +33,32 @@ use std::time::Duration;
 /// How long one look at the wire panel keeps capture on.
 pub const WATCH_FOR: Duration = Duration::from_secs(30);
 
-/// The taps of every room on this server.
-#[derive(Debug, Default)]
+/// Rooms with a tap at once. A wire panel is a presenter's tool, watched
+/// in a room or two; the page asks again every second, which keeps its
+/// room the most recently watched, so a flood of other names evicts
+/// taps nobody is looking at. Each tap holds at most one sample per
+/// transport (a few KiB), so the map stays under a megabyte or so.
+pub const MAX_TAPS: usize = 64;
+
+/// The taps of the rooms watched lately.
+#[derive(Debug)]
 pub struct WireTaps {
     /// True while any room may be watched: the socket wrapper's only check.
     armed: AtomicBool,
-    rooms: RwLock<HashMap<String, Arc<RoomTap>>>,
+    /// Least recently watched first out; lookups on the delivery path
+    /// `peek`, so only `watch` reorders and needs the write lock.
+    rooms: RwLock<LruCache<String, Arc<RoomTap>>>,
+}
+
+impl Default for WireTaps {
+    fn default() -> Self {
+        Self {
+            armed: AtomicBool::new(false),
+            rooms: RwLock::new(LruCache::new(
+                NonZeroUsize::new(MAX_TAPS).expect("MAX_TAPS is not zero"),
+            )),
+        }
+    }
 }
 
 impl WireTaps {
@@ -41,7 +67,7 @@ impl WireTaps {
         let until = now_millis() + WATCH_FOR.as_millis() as u64;
         let tap = {
             let mut rooms = self.rooms.write().unwrap_or_else(|p| p.into_inner());
-            Arc::clone(rooms.entry(room.to_owned()).or_default())
+            Arc::clone(rooms.get_or_insert_ref(room, Arc::default))
         };
         tap.watched_until.store(until, Relaxed);
         self.armed.store(true, Relaxed);
@@ -55,12 +81,15 @@ impl WireTaps {
         }
         let rooms = self.rooms.read().unwrap_or_else(|p| p.into_inner());
         let now = now_millis();
-        if rooms.values().all(|t| t.watched_until.load(Relaxed) < now) {
+        if rooms
+            .iter()
+            .all(|(_, t)| t.watched_until.load(Relaxed) < now)
+        {
             // Nobody is watching any room any more: disarm the fast path.
             self.armed.store(false, Relaxed);
         }
         rooms
-            .get(room)
+            .peek(room)
             .filter(|t| t.watched_until.load(Relaxed) >= now)
             .cloned()
     }
@@ -68,6 +97,15 @@ impl WireTaps {
     /// Whether any capture may be wanted (one relaxed load).
     pub fn armed(&self) -> bool {
         self.armed.load(Relaxed)
+    }
+
+    /// Rooms that have a tap now (at most [`MAX_TAPS`]).
+    pub fn len(&self) -> usize {
+        self.rooms.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -271,6 +309,27 @@ mod tests {
             assert_eq!((header.opcode, header.payload_len), (1, len as u64));
             assert_eq!(frame.len(), header.header_len + len);
         }
+    }
+
+    #[test]
+    fn taps_stay_under_the_bound_and_the_watched_room_keeps_its_own() {
+        let taps = WireTaps::default();
+        taps.watch("lobby")
+            .store_delivery(Transport::Sse, Bytes::from_static(b"kept"));
+        for i in 0..MAX_TAPS * 3 {
+            taps.watch(&format!("r{i}"));
+            // The page asks again every second, keeping its room recent.
+            if i % (MAX_TAPS / 2) == 0 {
+                taps.watch("lobby");
+            }
+        }
+        assert_eq!(taps.len(), MAX_TAPS);
+        let lobby = taps
+            .watching("lobby")
+            .expect("the watched room keeps its tap");
+        assert_eq!(lobby.to_json("lobby")["sse"]["response_text"], "kept");
+        // The oldest of the flood is gone.
+        assert!(taps.watching("r0").is_none());
     }
 
     #[test]

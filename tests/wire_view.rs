@@ -71,7 +71,7 @@ async fn the_sse_chunk_matches_the_raw_bytes() {
     let server = TestServer::with_config(quiet_config()).await;
     wire_view(&server).await;
     let (mut tcp, recorder) = recorded_socket(&server).await;
-    tcp.write_all(b"GET /rooms/tap/sse HTTP/1.1\r\nHost: t\r\n\r\n")
+    tcp.write_all(b"GET /rooms/tap/sse HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();
     // Wait until the stream is open (the hello arrived).
@@ -110,7 +110,7 @@ async fn poll_exchanges_match_the_raw_bytes() {
             .unwrap();
         let (mut tcp, recorder) = recorded_socket(&server).await;
         let request =
-            format!("GET /rooms/tap/poll?since=0&wait={wait} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+            format!("GET /rooms/tap/poll?since=0&wait={wait} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
         tcp.write_all(request.as_bytes()).await.unwrap();
         let mut all = Vec::new();
         within(PATIENCE, tcp.read_to_end(&mut all)).await.unwrap();
@@ -142,4 +142,44 @@ async fn nothing_is_captured_until_the_view_is_opened() {
         view.get("ws").is_none() && view.get("handshake").is_none(),
         "{view}"
     );
+}
+
+#[tokio::test]
+async fn many_room_names_keep_the_taps_bounded_and_the_watched_room_working() {
+    use skyrocket::wire_view::MAX_TAPS;
+    let server = TestServer::with_config(quiet_config()).await;
+    wire_view(&server).await;
+    let http = server.connect.http_client();
+    for i in 0..MAX_TAPS * 2 {
+        let url = format!("{}/rooms/name{i}/wire", server.base());
+        let response = http.get(url).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        // The presenter's page asks for its room's view every second.
+        if i % 16 == 0 {
+            wire_view(&server).await;
+        }
+    }
+    assert_eq!(server.state.taps.len(), MAX_TAPS);
+    let mut client = subscribe(
+        skyrocket::message::Transport::Sse,
+        &server.target("tap"),
+        from_start(),
+    )
+    .await;
+    server
+        .target("tap")
+        .send(&draft("ada", "still shown"))
+        .await
+        .unwrap();
+    next_message(&mut client).await;
+    // The delivery is counted before or after it is written; wait for the
+    // sample rather than assume which.
+    eventually(|| async {
+        let view = wire_view(&server).await;
+        view["sse"]["response_text"]
+            .as_str()
+            .is_some_and(|t| t.contains("still shown"))
+    })
+    .await;
+    assert_eq!(server.state.taps.len(), MAX_TAPS);
 }
