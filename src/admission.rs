@@ -132,6 +132,11 @@ impl Admission {
                 )
             }
         };
+        crate::refusals::log(
+            stream.peer_addr().ok(),
+            None,
+            format_args!("{status} at connect: {why}"),
+        );
         // Beyond MAX_REFUSING at once, a flood is closed unanswered rather
         // than spending a descriptor and a task on each.
         let Ok(permit) = Arc::clone(&self.refusing).try_acquire_owned() else {

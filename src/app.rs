@@ -51,6 +51,8 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), check_host))
+        .layer(middleware::from_fn(log_refusals))
         .layer(middleware::from_fn(account))
         .with_state(state)
 }
@@ -92,6 +94,42 @@ async fn check_origin(State(state): State<AppState>, request: Request, next: Nex
             refused.into_response()
         }
     }
+}
+
+/// Refuses, on a server bound to loopback, a request for a name that is
+/// not loopback's (DNS rebinding, see `host.rs`), with a 403 and a JSON
+/// error. Every route, the WebSocket handshakes included.
+async fn check_host(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if state.checks_host() {
+        if let Err(refused) = crate::host::check(&request, &state.config.allowed_hosts) {
+            state.stats.count(Limit::HostRefused);
+            return refused.into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Logs each 403, 429 and 503 this router answers, with the peer and the
+/// room, on the log's budget (`refusals.rs`). `/healthz`'s 503 reports
+/// the server's health, not a refusal, and is left out.
+async fn log_refusals(request: Request, next: Next) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<ConnInfo>>()
+        .map(|c| c.0.peer);
+    // A reference-counted copy, kept for the rare answer that is logged.
+    let (method, uri) = (request.method().clone(), request.uri().clone());
+    let response = next.run(request).await;
+    let status = response.status();
+    let refused = matches!(status.as_u16(), 403 | 429 | 503);
+    if refused && uri.path() != "/healthz" {
+        let room = uri
+            .path()
+            .strip_prefix("/rooms/")
+            .and_then(|rest| rest.split('/').next());
+        crate::refusals::log(peer, room, format_args!("{status} {method} {}", uri.path()));
+    }
+    response
 }
 
 /// The raw wire view of a room: opening it arms capture for a while.

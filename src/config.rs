@@ -33,6 +33,10 @@ pub struct Config {
     /// Origins allowed besides the server's own and loopback pages
     /// (`scheme://host[:port]`, or `*` for any).
     pub allowed_origins: Vec<String>,
+    /// Host names a server bound to loopback answers besides loopback's
+    /// own (`localhost`, `127.0.0.1`, `[::1]`): the public name a reverse
+    /// proxy on the same host passes on, or `*` for any (see `host.rs`).
+    pub allowed_hosts: Vec<String>,
     /// Serve HTTPS (HTTP/2 and HTTP/1.1) with this certificate; `None`
     /// serves plain HTTP/1.1.
     pub tls: Option<crate::tls::ServerTls>,
@@ -169,6 +173,7 @@ impl Default for Config {
                 burst: 20,
             },
             allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             tls: None,
             rooms: RoomLimits::default(),
         }

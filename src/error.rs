@@ -55,6 +55,11 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, message)
     }
 
+    /// A request for a name a loopback server does not answer (`host.rs`).
+    pub fn host_refused(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, message)
+    }
+
     /// A held long poll that a newer one from the same client replaced.
     pub fn superseded(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, message)

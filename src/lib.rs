@@ -31,6 +31,8 @@
 //!   over HTTP/2), capture for the wire view;
 //! - [`admission`]: the connection limits; `ratelimit`: send and frame
 //!   rates; `origin`: which pages may use the rooms (RFC 6455 10.2);
+//!   `host`: which names a server on loopback answers (DNS rebinding);
+//!   `refusals`: refusals logged at debug, at most so many a second;
 //!   `reclaim`: freed memory handed back after a wave of closed connections;
 //! - [`wire_view`]: the raw wire view, exact bytes captured only while watched;
 //! - `state`: [`AppState`], what every handler reaches; `error`: errors to
@@ -65,6 +67,7 @@ pub mod client;
 pub mod config;
 pub mod conn;
 pub(crate) mod error;
+pub(crate) mod host;
 pub mod loadgen;
 pub mod message;
 mod metrics;
@@ -75,6 +78,7 @@ pub(crate) mod pollers;
 pub mod provenance;
 pub(crate) mod ratelimit;
 pub(crate) mod reclaim;
+pub(crate) mod refusals;
 pub mod room;
 pub mod routes;
 pub mod server;

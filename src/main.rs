@@ -7,8 +7,10 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    init_logging();
-    match serve(ServerArgs::parse()).await {
+    // Flags first: they choose the log format.
+    let args = ServerArgs::parse();
+    init_logging(args.log_format);
+    match serve(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

@@ -6,15 +6,17 @@
 //! header says whose page that is. So a request whose `Origin` is not
 //! allowed gets `403` and a JSON error. Allowed: the server's own origin
 //! (the `Origin` names the host the request was sent to), pages served from
-//! loopback (`localhost`, `127.0.0.0/8`, `[::1]`, any port: the presenter's
-//! own machine), and each `--allow-origin`. A request without `Origin` is
-//! allowed: it comes from a program (curl, `loadgen`), not from a page
-//! a user was lured to, and browsers always send one on these requests.
+//! loopback (`localhost`, `*.localhost`, `127.0.0.0/8`, `[::1]`, any port:
+//! the presenter's own machine), and each `--allow-origin`. A request
+//! without `Origin` is allowed: it comes from a program (curl, `loadgen`),
+//! not from a page a user was lured to, and browsers always send one on
+//! these requests. The server's own origin is judged by the `Host`, which
+//! a DNS-rebinding page controls: on loopback, `host.rs` checks it first.
 
 use crate::error::ApiError;
+use crate::host::{host_of, is_loopback_host};
 use axum::http::{header, HeaderMap};
 use std::collections::HashSet;
-use std::net::IpAddr;
 
 /// The origins allowed besides the server's own and loopback ones.
 #[derive(Debug, Clone, Default)]
@@ -92,21 +94,6 @@ fn strip_default_port<'a>(scheme: &str, authority: &'a str) -> &'a str {
     authority.strip_suffix(default).unwrap_or(authority)
 }
 
-/// The host of `host[:port]` or `[v6]:port`.
-fn host_of(authority: &str) -> &str {
-    if let Some(rest) = authority.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    authority
-        .rsplit_once(':')
-        .map_or(authority, |(host, _)| host)
-}
-
-fn is_loopback_host(host: &str) -> bool {
-    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-/// Middleware: refuses requests from an origin that is not allowed.
 #[cfg(test)]
 mod tests {
     use super::*;

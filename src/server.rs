@@ -56,9 +56,10 @@ const CLOSE_DEADLINE: Duration = Duration::from_secs(2);
 
 pub async fn run(
     listener: TcpListener,
-    state: AppState,
+    mut state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    state.on_loopback = listener.local_addr()?.ip().is_loopback();
     let token = state.shutdown.clone();
     tokio::spawn({
         let token = token.clone();

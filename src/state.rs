@@ -48,6 +48,9 @@ pub struct AppState {
     pub origins: Arc<OriginPolicy>,
     /// The network in between, when the server opened one (`/network`).
     pub network: Option<Arc<Network>>,
+    /// Whether the listener is bound to a loopback address (set by
+    /// `server::run`), where `Host` is checked against DNS rebinding.
+    pub on_loopback: bool,
 }
 
 impl AppState {
@@ -82,6 +85,7 @@ impl AppState {
             tasks: TaskTracker::new(),
             taps: Arc::default(),
             network: None,
+            on_loopback: false,
         }
     }
 
@@ -89,6 +93,20 @@ impl AppState {
     pub fn with_network(mut self, network: Arc<Network>) -> Self {
         self.network = Some(network);
         self
+    }
+
+    /// Whether requests must name a loopback host (`host.rs`): on a
+    /// loopback listener, unless the network in between listens beyond
+    /// loopback, whose clients reach this server through it by other
+    /// names. The proxy notes its address before it accepts anything, so
+    /// a request through it always finds the address here.
+    pub fn checks_host(&self) -> bool {
+        self.on_loopback
+            && self
+                .network
+                .as_ref()
+                .and_then(|n| n.addr())
+                .is_none_or(|addr| addr.ip().is_loopback())
     }
 
     /// Counts a delivery of `messages` (`payload` bytes of JSON) to a client

@@ -62,6 +62,9 @@ pub enum Limit {
     SendsRateLimited,
     /// Requests refused 403 for their `Origin`.
     OriginRefused,
+    /// Requests refused 403 by a server on loopback for their `Host`
+    /// (DNS rebinding, `host.rs`).
+    HostRefused,
     /// Held long polls answered 409 because the same client polled again.
     PollsSuperseded,
     /// Requests refused (503, or an error and close 1013 over a WebSocket)
@@ -82,7 +85,7 @@ pub enum Limit {
 }
 
 impl Limit {
-    pub const ALL: [Limit; 18] = [
+    pub const ALL: [Limit; 19] = [
         Self::RefusedFull,
         Self::RefusedPerIp,
         Self::HeaderTimeouts,
@@ -94,6 +97,7 @@ impl Limit {
         Self::WsProtocolClosed,
         Self::SendsRateLimited,
         Self::OriginRefused,
+        Self::HostRefused,
         Self::PollsSuperseded,
         Self::RoomsFull,
         Self::RoomCreationsRateLimited,
@@ -116,6 +120,7 @@ impl Limit {
             Self::WsProtocolClosed => "ws_protocol_closed",
             Self::SendsRateLimited => "sends_rate_limited",
             Self::OriginRefused => "origin_refused",
+            Self::HostRefused => "host_refused",
             Self::PollsSuperseded => "polls_superseded",
             Self::RoomsFull => "rooms_full",
             Self::RoomCreationsRateLimited => "room_creations_rate_limited",

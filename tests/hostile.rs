@@ -59,7 +59,7 @@ async fn slowloris(addr: std::net::SocketAddr) -> Duration {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream.set_nodelay(true).unwrap();
     let opened = Instant::now();
-    let head = b"GET /healthz HTTP/1.1\r\nHost: test\r\nX-Slow: ";
+    let head = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: ";
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut sent = 0;
     let mut buf = [0u8; 256];

@@ -310,7 +310,7 @@ async fn a_post_body_that_does_not_arrive_in_time_gets_408() {
     .await;
     let stream = TcpStream::connect(server.addr).await.unwrap();
     // A whole head, then a tenth of the body it announced, then nothing.
-    let request = "POST /rooms/slow/messages HTTP/1.1\r\nHost: test\r\n\
+    let request = "POST /rooms/slow/messages HTTP/1.1\r\nHost: localhost\r\n\
                    Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"user\":";
     let (status, body) = raw_http(stream, request).await;
     assert_eq!(status, 408, "{body}");
@@ -356,8 +356,9 @@ async fn a_request_head_over_the_http_buffer_gets_431() {
     let server = TestServer::start().await;
     let stream = TcpStream::connect(server.addr).await.unwrap();
     let big = "a".repeat(Config::default().connections.http_buffer + 1);
-    let request =
-        format!("GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\nX-Big: {big}\r\n\r\n");
+    let request = format!(
+        "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nX-Big: {big}\r\n\r\n"
+    );
     let (status, _) = raw_http(stream, &request).await;
     assert_eq!(status, 431);
 }

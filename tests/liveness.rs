@@ -35,7 +35,7 @@ async fn a_quiet_sse_stream_carries_keepalive_comments() {
     config.sse.keepalive = Duration::from_millis(50);
     let server = TestServer::with_config(config).await;
     let mut tcp = TcpStream::connect(server.addr).await.unwrap();
-    tcp.write_all(b"GET /rooms/quiet/sse HTTP/1.1\r\nHost: t\r\n\r\n")
+    tcp.write_all(b"GET /rooms/quiet/sse HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();
     let mut seen = Vec::new();

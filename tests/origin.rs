@@ -16,6 +16,9 @@ const EVIL: &str = "http://evil.example";
 fn config() -> Config {
     Config {
         allowed_origins: vec!["https://chat.example.com".into()],
+        // The cases below serve the rooms under a public name on this
+        // loopback server, as behind a reverse proxy on the same host.
+        allowed_hosts: vec!["chat.internal".into()],
         ..Config::default()
     }
 }

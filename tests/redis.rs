@@ -576,7 +576,7 @@ impl RawSse {
     async fn open(server: &TestServer, room: &str) -> Self {
         use tokio::io::AsyncWriteExt;
         let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-        let request = format!("GET /rooms/{room}/sse HTTP/1.1\r\nHost: test\r\n\r\n");
+        let request = format!("GET /rooms/{room}/sse HTTP/1.1\r\nHost: localhost\r\n\r\n");
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut sse = Self {
             stream,

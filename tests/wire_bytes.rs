@@ -103,7 +103,7 @@ async fn sse_counters_match_the_client_socket() {
     let server = TestServer::with_config(quiet_config()).await;
     post_messages(&server, 5).await;
     let (mut socket, meter) = counted_socket(&server).await;
-    let request = "GET /rooms/bytes/sse?since=0 HTTP/1.1\r\nHost: test\r\n\r\n";
+    let request = "GET /rooms/bytes/sse?since=0 HTTP/1.1\r\nHost: localhost\r\n\r\n";
     socket
         .get_mut()
         .write_all(request.as_bytes())
@@ -136,7 +136,7 @@ async fn poll_counters_match_the_client_socket() {
         post_messages(&server, 3).await;
         let get = |since: u64| {
             format!(
-                "GET /rooms/bytes/poll?since={since}&wait={wait} HTTP/1.1\r\nHost: test\r\n\r\n"
+                "GET /rooms/bytes/poll?since={since}&wait={wait} HTTP/1.1\r\nHost: localhost\r\n\r\n"
             )
         };
         let body = exchange(&mut socket, &get(0)).await;
@@ -158,7 +158,7 @@ async fn send_counters_match_the_client_socket() {
     for i in 0..3 {
         let body = format!(r#"{{"user":"ada","text":"m{i}"}}"#);
         let request = format!(
-            "POST /rooms/bytes/messages HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            "POST /rooms/bytes/messages HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
         let answer = exchange(&mut socket, &request).await;

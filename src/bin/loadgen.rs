@@ -230,7 +230,7 @@ fn command_line() -> String {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::Serve(args)) = cli.command {
-        skyrocket::cli::init_logging();
+        skyrocket::cli::init_logging(args.log_format);
         return match skyrocket::cli::serve(args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -129,13 +129,19 @@ impl Connect {
     /// A reqwest client for this choice. Each has its own connection pool:
     /// over HTTP/2 its requests share one connection, as a browser tab's do.
     pub fn http_client(&self) -> reqwest::Client {
-        let mut builder = http_builder_with(self.tls_config());
-        if !self.http2 {
-            builder = builder.http1_only();
-        }
-        builder
+        self.http_builder()
             .build()
             .expect("a client with a preconfigured TLS backend builds")
+    }
+
+    /// The builder of [`Self::http_client`], for a client that needs more
+    /// (a name resolved to a chosen address, say).
+    pub fn http_builder(&self) -> reqwest::ClientBuilder {
+        let builder = http_builder_with(self.tls_config());
+        match self.http2 {
+            true => builder,
+            false => builder.http1_only(),
+        }
     }
 }
 

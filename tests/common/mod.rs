@@ -346,7 +346,7 @@ pub async fn try_raw_http(
 
 /// A `GET path` that asks the server to close after answering.
 pub fn get_request(path: &str) -> String {
-    format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
 }
 
 /// A TCP connection to `addr` from the loopback address `from` (any of
@@ -363,6 +363,8 @@ pub struct ChildServer {
     child: Option<std::process::Child>,
     /// `http://127.0.0.1:PORT`
     pub base: String,
+    /// The server's log lines (stderr), as they come.
+    pub log: tokio::sync::mpsc::UnboundedReceiver<String>,
 }
 
 impl ChildServer {
@@ -371,6 +373,14 @@ impl ChildServer {
     pub async fn start(args: &[&str]) -> Self {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_skyrocket"));
         command.args(["--addr", "127.0.0.1:0"]).args(args);
+        Self::spawn(command).await
+    }
+
+    /// Starts the binary with these environment variables and `args`
+    /// (no `--addr` unless given, in either).
+    pub async fn start_with_env(env: &[(&str, &str)], args: &[&str]) -> Self {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_skyrocket"));
+        command.envs(env.iter().copied()).args(args);
         Self::spawn(command).await
     }
 
@@ -394,9 +404,19 @@ impl ChildServer {
         use std::process::Stdio;
         let mut child = command
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        // Read the log as it comes, so the server never blocks on a full
+        // pipe; the lines wait in the channel until the test reads or
+        // drops them (a child logs little unless RUST_LOG asks).
+        let stderr = child.stderr.take().unwrap();
+        let (lines, log) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = lines.send(line);
+            }
+        });
         let stdout = child.stdout.take().unwrap();
         let base = tokio::task::spawn_blocking(move || {
             let mut lines = BufReader::new(stdout).lines();
@@ -415,11 +435,26 @@ impl ChildServer {
         Self {
             child: Some(child),
             base,
+            log,
         }
     }
 
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
+    }
+
+    /// The first log line for which `pick` is true, waiting for it (at
+    /// most `PATIENCE`).
+    pub async fn log_line(&mut self, pick: impl Fn(&str) -> bool) -> String {
+        within(PATIENCE, async {
+            loop {
+                let line = self.log.recv().await.expect("the server's log ended");
+                if pick(&line) {
+                    return line;
+                }
+            }
+        })
+        .await
     }
 
     /// Waits for the server to exit by itself (after a signal).

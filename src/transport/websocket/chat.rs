@@ -26,9 +26,10 @@ use crate::transport::delivery::Batch;
 use crate::transport::websocket::{self, close, within_write_timeout, End, Event, Link};
 use crate::transport::ReadQuery;
 use crate::wire_view::ws_text_frame;
+use axum::extract::rejection::PathRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{close_code, Message, Utf8Bytes, WebSocketUpgrade};
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::response::Response;
 use futures_util::SinkExt;
 use serde::Deserialize;
@@ -36,6 +37,8 @@ use std::sync::Arc;
 
 pub async fn upgrade(
     State(state): State<AppState>,
+    // The name as sent, for the log of a refused room.
+    name: Result<Path<String>, PathRejection>,
     room: Result<RoomParam, RoomError>,
     query: ReadQuery,
     Conn(conn): Conn,
@@ -46,7 +49,10 @@ pub async fn upgrade(
         Ok(RoomParam(room)) => room,
         // A page cannot read the status of a refused handshake, so a room
         // cap is explained over the socket: an error event, then a close.
-        Err(e) if e.is_room_cap() => return Ok(refuse(upgrade, &state, conn, e)),
+        Err(e) if e.is_room_cap() => {
+            let name = name.map(|Path(name)| name).unwrap_or_default();
+            return Ok(refuse(upgrade, &state, conn, &name, e));
+        }
         Err(e) => return Err(e.into()),
     };
     // Subscribe before answering the handshake: nothing posted between the
@@ -61,6 +67,7 @@ pub async fn upgrade(
         upgrade,
         &state,
         conn,
+        Some(room.name().into()),
         Transport::Ws,
         |link| async move {
             Session::new(link.state(), room, subscription, link.limited())
@@ -77,6 +84,7 @@ fn refuse(
     upgrade: WebSocketUpgrade,
     state: &AppState,
     conn: Option<ConnInfo>,
+    room: &str,
     e: RoomError,
 ) -> Response {
     let code = match e {
@@ -88,6 +96,7 @@ fn refuse(
         upgrade,
         state,
         conn,
+        Some(room.into()),
         Transport::Ws,
         move |mut link| async move {
             let end = match link.write([text(reason)]).await {

@@ -28,6 +28,7 @@ pub async fn upgrade(
         upgrade,
         &state,
         conn,
+        None,
         Transport::Other,
         |mut link| async move {
             let end = echo(&mut link).await;

@@ -18,6 +18,8 @@
 //! - Errors the peer caused get the RFC 6455 close code that fits: 1009 for
 //!   a message or frame over the limit, 1007 for invalid UTF-8 in a text
 //!   message, 1002 for other protocol violations.
+//! - Refusals: a close with 1008, 1009 or 1013 is logged at debug with the
+//!   peer and the room, on the budget of `refusals.rs`.
 //! - Close: after a close frame is received or sent, keep reading until the
 //!   stream ends, so tungstenite can complete the close handshake. Except
 //!   after an oversized frame: tungstenite would buffer the rest of it, so
@@ -37,6 +39,8 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::{sleep_until, timeout, Instant};
 use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
@@ -59,10 +63,12 @@ pub fn configure(upgrade: WebSocketUpgrade, settings: &WsConfig) -> WebSocketUpg
 /// Answers the handshake and runs `session` on the socket, as a task the
 /// server's shutdown waits for. The socket's bytes are charged to
 /// `transport`; per-address limits apply unless the peer is exempt.
+/// `room` names the socket's room in the log of refusals.
 pub fn accept<F, Fut>(
     upgrade: WebSocketUpgrade,
     state: &AppState,
     conn: Option<ConnInfo>,
+    room: Option<Arc<str>>,
     transport: Transport,
     session: F,
 ) -> Response
@@ -75,13 +81,17 @@ where
         .as_ref()
         .is_some_and(|c| state.admission.limits_apply_to(c.peer.ip()));
     let state = state.clone();
+    let who = Who {
+        peer: conn.as_ref().map(|c| c.peer),
+        room,
+    };
     configure(upgrade, &state.config.ws)
         .on_upgrade(move |socket| async move {
             let _tracked = tracked;
             if let Some(conn) = conn {
                 conn.wire.upgraded_to_websocket(transport);
             }
-            session(Link::new(socket, state, limited)).await;
+            session(Link::new(socket, state, limited, who)).await;
         })
         .into_response()
 }
@@ -108,6 +118,12 @@ pub enum Event {
     PingDue,
 }
 
+/// Whom a socket serves, for the log of refusals.
+struct Who {
+    peer: Option<SocketAddr>,
+    room: Option<Arc<str>>,
+}
+
 /// One WebSocket, with its heartbeat and inbound budget.
 pub struct Link {
     sink: Sink,
@@ -118,10 +134,11 @@ pub struct Link {
     /// Whether per-address limits apply to this peer.
     limited: bool,
     inbound: Option<TokenBucket>,
+    who: Who,
 }
 
 impl Link {
-    fn new(socket: WebSocket, state: AppState, limited: bool) -> Self {
+    fn new(socket: WebSocket, state: AppState, limited: bool, who: Who) -> Self {
         let (sink, stream) = socket.split();
         let settings = &state.config.ws;
         let inbound = limited
@@ -135,6 +152,7 @@ impl Link {
             limited,
             inbound,
             state,
+            who,
         }
     }
 
@@ -222,6 +240,17 @@ impl Link {
             End::PeerClosed => (None, true),
             End::Drop => return,
         };
+        if let Some(frame) = &frame {
+            if matches!(
+                frame.code,
+                close_code::POLICY | close_code::SIZE | close_code::AGAIN
+            ) {
+                let Who { peer, room } = &self.who;
+                let reason = &frame.reason;
+                let what = format_args!("close {}: {}", frame.code, reason.as_str());
+                crate::refusals::log(*peer, room.as_deref(), what);
+            }
+        }
         let _ = timeout(CLOSE_GRACE, async {
             if let Some(frame) = frame {
                 if self.sink.send(Message::Close(Some(frame))).await.is_err() {
@@ -287,8 +316,8 @@ pub async fn within_write_timeout(
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(End::Drop),
         Err(_) => {
+            // Logged with the close, in `Link::finish`.
             state.stats.count(Limit::WsSlowClosed);
-            tracing::info!("closing a WebSocket whose peer is not reading (send queue full)");
             Err(End::Fail(close(
                 close_code::POLICY,
                 "send queue full: the client is not reading",
