@@ -33,17 +33,19 @@ use std::net::IpAddr;
 /// the 403 to send.
 pub fn check<B>(request: &Request<B>, allowed: &[String]) -> Result<(), ApiError> {
     // HTTP/2's `:authority`, or an HTTP/1.1 request in absolute form,
-    // whose authority wins over the Host header (RFC 9112 3.2.2).
+    // whose authority wins over the Host header (RFC 9112 3.2.2). Every
+    // request passes here, so the name is compared in place, unallocated.
     let host = match request.uri().authority() {
-        Some(authority) => authority.as_str().to_owned(),
+        Some(authority) => authority.as_str(),
         None => match request.headers().get(header::HOST) {
             None => return Ok(()),
-            Some(host) => String::from_utf8_lossy(host.as_bytes()).into_owned(),
+            // Not visible ASCII: no name a browser would send; refused.
+            Some(host) => host.to_str().unwrap_or_default(),
         },
     };
-    let name = host_of(&host).to_ascii_lowercase();
-    let listed = |a: &String| a == "*" || a.eq_ignore_ascii_case(&name);
-    if is_loopback_host(&name) || allowed.iter().any(listed) {
+    let name = host_of(host);
+    let listed = |a: &String| a == "*" || a.eq_ignore_ascii_case(name);
+    if is_loopback_host(name) || allowed.iter().any(listed) {
         return Ok(());
     }
     Err(ApiError::host_refused(format!(
@@ -63,12 +65,15 @@ pub fn host_of(authority: &str) -> &str {
         .map_or(authority, |(host, _)| host)
 }
 
-/// `localhost`, a name under it, or a loopback address; `host` in lower
-/// case, without brackets or port.
+/// `localhost`, a name under it, or a loopback address; `host` without
+/// brackets or port, in any case.
 pub fn is_loopback_host(host: &str) -> bool {
     let host = host.strip_suffix('.').unwrap_or(host);
-    host == "localhost"
-        || host.ends_with(".localhost")
+    let suffix = ".localhost";
+    let under_localhost = host.len() > suffix.len()
+        && host.as_bytes()[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes());
+    host.eq_ignore_ascii_case("localhost")
+        || under_localhost
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
@@ -92,6 +97,7 @@ mod tests {
             "localhost:3000",
             "LocalHost:1",
             "demo.localhost:8080",
+            "Demo.LOCALHOST",
             "localhost.:3000",
             "127.0.0.1",
             "127.0.0.1:3000",
