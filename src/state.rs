@@ -210,3 +210,18 @@ impl<S: Send + Sync> FromRequestParts<S> for Conn {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_host_is_checked_only_behind_a_loopback_listener() {
+        // `server::run` sets `on_loopback` from the address it serves; a
+        // server on 0.0.0.0 or a real interface checks no Host.
+        let mut state = AppState::in_memory(Config::default());
+        assert!(!state.checks_host());
+        state.on_loopback = true;
+        assert!(state.checks_host());
+    }
+}
