@@ -216,6 +216,12 @@ async fn the_binary_sweeps_and_writes_its_report() {
     assert!(report.starts_with("# loadgen report"));
     assert!(report.contains("Command: `loadgen --transport ws,longpoll"));
     assert!(report.contains("Machine: "));
+    let baselines = report
+        .split("## Against the baselines")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no baselines section in\n{report}"));
+    assert!(baselines.contains("| ws | 3 | "), "{baselines}");
+    assert!(baselines.contains("| longpoll | 3 | "), "{baselines}");
     for row in [
         "| ws | 2 | 2 |",
         "| ws | 3 | 3 |",
@@ -250,6 +256,8 @@ async fn the_binary_sweeps_and_writes_its_report() {
             if run["transport"] == "ws" {
                 assert_eq!(run["axum_shape"]["lost"], 0, "{run}");
                 assert!(run["axum_shape"]["cpu_ratio"].is_number(), "{run}");
+                let rss = &run["axum_shape"]["rss_per_client_kib"];
+                assert!(rss.is_number(), "{run}");
             } else {
                 assert!(run["axum_shape"].is_null(), "{run}");
             }

@@ -154,6 +154,7 @@ async fn baseline_run(
         cpu_seconds_per_1000: cpu,
         p99_ms: theirs.latency_ms.p99,
         lost: theirs.lost,
+        rss_per_client_kib: theirs.server.rss_per_client_kib,
         cpu_ratio: match (ours.server.cpu_seconds_per_1000, cpu) {
             (Some(a), Some(b)) if b > 0.0 => Some(a / b),
             _ => None,

@@ -120,6 +120,10 @@ pub struct Baseline {
     pub lost: u64,
     /// Our CPU per delivery over the baseline's.
     pub cpu_ratio: Option<f64>,
+    /// Its memory per connected client, as [`ServerFigures`] measures ours
+    /// (absent from reports made before it was recorded).
+    #[serde(default)]
+    pub rss_per_client_kib: Option<f64>,
 }
 
 /// A whole loadgen invocation.
@@ -433,6 +437,43 @@ pub fn headline_table(runs: &[RunResult]) -> String {
     out
 }
 
+/// Ours beside the baselines (`--floor`, `--axum-shape`), per run that ran
+/// one: CPU per delivery and memory per client. `None` without baselines.
+pub fn baselines_table(runs: &[RunResult]) -> Option<String> {
+    let with: Vec<&RunResult> = runs
+        .iter()
+        .filter(|r| r.floor.is_some() || r.axum_shape.is_some())
+        .collect();
+    if with.is_empty() {
+        return None;
+    }
+    let mut out = String::from(
+        "The same workload against the floor (`--floor`) and the axum-example shape \
+         (`--axum-shape`, WebSocket and SSE only), each on a fresh server right after ours.\n\n\
+         | transport | clients | CPU s/1k dlv | floor | x floor | axum shape | x axum | \
+         RSS KiB/client | floor | axum shape |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+    );
+    for r in with {
+        let (floor, axum) = (r.floor.as_ref(), r.axum_shape.as_ref());
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.transport,
+            r.clients,
+            opt(r.server.cpu_seconds_per_1000, 4),
+            opt(floor.and_then(|b| b.cpu_seconds_per_1000), 4),
+            opt(floor.and_then(|b| b.cpu_ratio), 2),
+            opt(axum.and_then(|b| b.cpu_seconds_per_1000), 4),
+            opt(axum.and_then(|b| b.cpu_ratio), 2),
+            opt(r.server.rss_per_client_kib, 1),
+            opt(floor.and_then(|b| b.rss_per_client_kib), 1),
+            opt(axum.and_then(|b| b.rss_per_client_kib), 1),
+        );
+    }
+    Some(out)
+}
+
 /// Plain-words problems: overload, failed connects, drops, send errors,
 /// losses and deliveries still queued.
 pub fn problems(runs: &[RunResult]) -> Vec<String> {
@@ -533,6 +574,9 @@ impl Report {
             headline_table(&self.runs),
             markdown_table(&self.runs)
         );
+        if let Some(table) = baselines_table(&self.runs) {
+            let _ = write!(out, "\n## Against the baselines\n\n{table}");
+        }
         let problems = problems(&self.runs);
         if !problems.is_empty() {
             out.push_str("\n## Problems seen\n\n");
