@@ -54,7 +54,8 @@
 //!
 //! ## The tools (`src/bin/loadgen.rs`, examples, benches)
 //! - [`loadgen`]: the load generator; [`overhead`]: bytes per message per
-//!   transport, measured with the clients; [`chart`]: SVG charts;
+//!   transport, measured with the clients; [`http_cost`]: the same over
+//!   HTTP/1.1+TLS and HTTP/2, with connect cost; [`chart`]: SVG charts;
 //!   [`provenance`]: the command, machine, date, commit and load lines of
 //!   `results/` files (the slides read them too).
 
@@ -68,6 +69,7 @@ pub mod config;
 pub mod conn;
 pub(crate) mod error;
 pub(crate) mod host;
+pub mod http_cost;
 pub mod loadgen;
 pub mod message;
 mod metrics;
