@@ -297,12 +297,14 @@ impl ServerArgs {
 
     /// Binds the network in between, unless it is off. The default port
     /// is a convenience: when it is taken the server runs without it.
+    /// `main` is where the server listens; `self.addr` what was asked.
     async fn bind_network(&self, main: SocketAddr) -> std::io::Result<Option<TcpListener>> {
         let addr = match self.network_addr {
             Some(NetworkAddr::Off) => return Ok(None),
             Some(NetworkAddr::At(addr)) => return TcpListener::bind(addr).await.map(Some),
-            // Port 0 (tests, loadgen's child) gets a free port of its own.
-            None if main.port() == 0 => SocketAddr::new(main.ip(), 0),
+            // Port 0 asked (tests, loadgen's child) gets a free port of its
+            // own: the port after the one the system chose may be anyone's.
+            None if self.addr.port() == 0 => SocketAddr::new(main.ip(), 0),
             None => match main.port().checked_add(1) {
                 Some(port) => SocketAddr::new(main.ip(), port),
                 None => return Ok(None),
