@@ -170,6 +170,10 @@ pub struct ServerArgs {
     /// HTTP/2: stream resets per second one connection may send (0: no limit).
     #[arg(long, env = "SKYROCKET_H2_RESET_RATE", default_value_t = defaults().connections.h2_reset_rate.per_second)]
     h2_reset_rate: u32,
+    /// HTTP/2: seconds a connection may keep no stream open before it is
+    /// closed with GOAWAY.
+    #[arg(long, env = "SKYROCKET_H2_IDLE_SECS", default_value_t = defaults().connections.h2_idle_timeout.as_secs())]
+    h2_idle_secs: u64,
     /// HTTP/2: stream resets one connection may send in a burst.
     #[arg(long, env = "SKYROCKET_H2_RESET_BURST", default_value_t = defaults().connections.h2_reset_rate.burst)]
     h2_reset_burst: u32,
@@ -262,6 +266,7 @@ impl ServerArgs {
         connections.http_buffer = self.http_buffer_bytes;
         connections.limit_loopback = self.limit_loopback;
         connections.h2_max_streams = self.h2_max_streams.max(1);
+        connections.h2_idle_timeout = Duration::from_secs(self.h2_idle_secs.max(1));
         connections.h2_reset_rate = RateLimit {
             per_second: self.h2_reset_rate,
             burst: self.h2_reset_burst,

@@ -129,6 +129,12 @@ pub struct ConnectionLimits {
     /// HTTP/2: streams a client may reset (RST_STREAM); a client over the
     /// rate and burst ("rapid reset") is disconnected.
     pub h2_reset_rate: RateLimit,
+    /// HTTP/2: a connection with no stream open for this long is closed
+    /// (GOAWAY). HTTP/1.1's idle keep-alive connections are bounded by the
+    /// header timeout; an HTTP/2 connection has no request head to wait
+    /// for, so without this a client could hold a connection slot forever
+    /// with nothing in it.
+    pub h2_idle_timeout: Duration,
 }
 
 /// A token bucket: `per_second` sustained, `burst` at once; 0 turns it off.
@@ -240,6 +246,9 @@ impl Default for ConnectionLimits {
                 per_second: 100,
                 burst: 200,
             },
+            // A browser keeps an idle connection for a few minutes to
+            // reuse it; a minute is enough for a page between polls.
+            h2_idle_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -34,7 +34,7 @@
 //! closes.
 
 use crate::app::app;
-use crate::conn::{Admitted, ConnInfo, CountingListener, Protocol};
+use crate::conn::{Admitted, ConnInfo, ConnWire, CountingListener, Protocol};
 use crate::state::AppState;
 use crate::stats::Limit;
 use axum::extract::ConnectInfo;
@@ -134,6 +134,7 @@ async fn serve_connection<I>(io: I, h2: bool, info: ConnInfo, router: Router, st
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let wire = Arc::clone(&info.wire);
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(info.clone()));
         router.clone().oneshot(request)
@@ -151,7 +152,8 @@ where
             .max_send_buf_size(limits.http_buffer)
             .max_header_list_size(limits.http_buffer as u32);
         let connection = builder.serve_connection(TokioIo::new(io), service);
-        until_shutdown(connection, &state).await
+        let idle = idle_h2(&wire, limits.h2_idle_timeout);
+        until_shutdown(connection, idle, &state).await
     } else {
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
@@ -162,7 +164,8 @@ where
         let connection = builder
             .serve_connection(TokioIo::new(io), service)
             .with_upgrades();
-        until_shutdown(connection, &state).await
+        // The header timeout bounds an idle HTTP/1.1 connection.
+        until_shutdown(connection, std::future::pending(), &state).await
     };
     if let Err(e) = result {
         if e.is_timeout() {
@@ -208,19 +211,47 @@ where
 /// requests in progress and close (HTTP/2: GOAWAY), and waits for that at
 /// most [`CLOSE_DEADLINE`]: HTTP/2's graceful close waits for the peer to
 /// answer a PING, which a broken or hostile client never does.
-async fn until_shutdown(connection: impl Graceful, state: &AppState) -> hyper::Result<()> {
+async fn until_shutdown(
+    connection: impl Graceful,
+    idle: impl Future<Output = ()>,
+    state: &AppState,
+) -> hyper::Result<()> {
     tokio::pin!(connection);
+    let idle = async {
+        idle.await;
+        state.stats.count(Limit::H2IdleClosed);
+    };
     tokio::select! {
         result = connection.as_mut() => result,
-        _ = state.shutdown.cancelled() => {
-            connection.as_mut().graceful_shutdown();
-            match tokio::time::timeout(CLOSE_DEADLINE, connection).await {
-                Ok(result) => result,
-                Err(_) => {
-                    tracing::debug!("a connection did not close in time; dropped");
-                    Ok(())
-                }
-            }
+        // Either way the connection is asked to finish as on shutdown:
+        // GOAWAY over HTTP/2, then close once nothing is in flight.
+        _ = state.shutdown.cancelled() => finish(connection).await,
+        _ = idle => finish(connection).await,
+    }
+}
+
+/// Finishes `connection` gracefully, within `CLOSE_DEADLINE`.
+async fn finish<C: Graceful>(mut connection: Pin<&mut C>) -> hyper::Result<()> {
+    connection.as_mut().graceful_shutdown();
+    match tokio::time::timeout(CLOSE_DEADLINE, connection).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::debug!("a connection did not close in time; dropped");
+            Ok(())
+        }
+    }
+}
+
+/// Resolves once an HTTP/2 connection has kept no stream open for
+/// `limit`, looking four times per period: it closes between 1 and 1.25
+/// periods after its last stream ended.
+async fn idle_h2(wire: &ConnWire, limit: Duration) {
+    let mut tick = tokio::time::interval(limit / 4);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if wire.h2_idle_for().is_some_and(|idle| idle >= limit) {
+            return;
         }
     }
 }

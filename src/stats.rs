@@ -82,10 +82,13 @@ pub enum Limit {
     PlaintextOnTlsPort,
     /// HTTP/2 connections cut off for resetting streams too fast.
     H2ResetFlood,
+    /// HTTP/2 connections closed (GOAWAY) after keeping no stream open for
+    /// the idle timeout.
+    H2IdleClosed,
 }
 
 impl Limit {
-    pub const ALL: [Limit; 19] = [
+    pub const ALL: [Limit; 20] = [
         Self::RefusedFull,
         Self::RefusedPerIp,
         Self::HeaderTimeouts,
@@ -105,6 +108,7 @@ impl Limit {
         Self::TlsHandshakeFailed,
         Self::PlaintextOnTlsPort,
         Self::H2ResetFlood,
+        Self::H2IdleClosed,
     ];
 
     pub fn name(self) -> &'static str {
@@ -128,6 +132,7 @@ impl Limit {
             Self::TlsHandshakeFailed => "tls_handshake_failed",
             Self::PlaintextOnTlsPort => "plaintext_on_tls_port",
             Self::H2ResetFlood => "h2_reset_flood",
+            Self::H2IdleClosed => "h2_idle_closed",
         }
     }
 }

@@ -51,6 +51,9 @@
  *   #wire-status             "capture armed ..." and the sample's time;
  *                            data-state armed | unreachable | loading
  *   #wire-send               button: POSTs a test message to the room
+ *   #wire-tls                under HTTPS: what the capture shows (decrypted
+ *                            HTTP/1.1) and that HTTP/2 is not captured;
+ *                            data-h2 "yes" | "no"
  *   #wire-body               data-sample "yes" | "none"; inside it:
  *     .wire-empty            shown when no sample exists for the view yet
  *     .hexdump[data-len]     xxd-style dump, .hexline per 16 bytes, .off
@@ -1209,7 +1212,26 @@ function startWirePanel(page) {
   let last = null;          // the last /wire answer
   let drawn = '';           // what the body shows now: room, transport and sample time
 
+  // Under HTTPS the capture is of the decrypted bytes, above TLS; and it
+  // is of HTTP/1.1 connections only: the capture of HTTP/2 frames is not
+  // built. Said here rather than showing nothing, or something else.
+  function explainTls() {
+    const note = $('#wire-tls');
+    note.hidden = location.protocol !== 'https:';
+    if (note.hidden) return;
+    const h2 = pageProtocol() === 'h2';
+    note.dataset.h2 = h2 ? 'yes' : 'no';
+    note.textContent = h2
+      ? 'This page runs over HTTP/2, and the server captures HTTP/1.1 connections only: '
+        + 'the capture of HTTP/2 frames (a delivery is a DATA frame, 9-byte header: length, type 0x0, flags, stream id, '
+        + 'inside TLS records) is not built yet. Samples appear here only from HTTP/1.1 clients in this room; '
+        + 'start the server with --tls --http1-only, or without --tls, to see this page\'s own bytes.'
+      : 'HTTPS: these are the decrypted HTTP/1.1 bytes. On the wire each write is a TLS record around them '
+        + '(5-byte header, 16-byte tag, 1 byte of content type): /stats counts those under "connection".';
+  }
+
   function setOpen(open) {
+    explainTls();
     panel.hidden = !open;
     toggle.dataset.open = String(open);
     toggle.setAttribute('aria-pressed', String(open));

@@ -612,6 +612,14 @@ async fn eight_sse_streams_all_run_on_one_http2_connection() {
             "the page to say no connection limit applies",
         )
         .await;
+    // The wire view does not capture HTTP/2 yet, and says so.
+    page.browser.click("#wire-toggle").await;
+    page.browser
+        .wait_for(
+            "!document.querySelector('#wire-tls').hidden && document.querySelector('#wire-tls').dataset.h2 === 'yes'",
+            "the wire panel to say HTTP/2 is not captured",
+        )
+        .await;
     // The server saw the same: eight SSE requests, one connection.
     let sse = &server.stats().await["transports"]["sse"];
     assert_eq!(

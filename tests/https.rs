@@ -1,7 +1,7 @@
 //! `--tls`: every route over HTTP/2 and HTTP/1.1, what the TLS port does
 //! with input that is not TLS, and the bounds that hold for TLS and HTTP/2
 //! clients: a handshake that never finishes, streams reset in a loop, too
-//! many streams, a reader that stops. Each ends that one connection and
+//! many streams, a reader that stops, a connection that keeps no stream. Each ends that one connection and
 //! the server goes on serving everyone else.
 
 mod common;
@@ -297,4 +297,62 @@ async fn h2_bytes_are_charged_per_stream_exactly() {
     // connection line's.
     assert!(line("connection", "wire_bytes_out") > 0);
     assert!(line("connection", "wire_bytes_in") as usize > raw_h2::preface(0).len());
+}
+
+/// Waits until the server closes `h2`; whether it sent GOAWAY first.
+async fn goaway_then_close(h2: &mut raw_h2::Stream) -> bool {
+    let mut goaway = false;
+    while let Some(frame) = raw_h2::read_frame(h2).await {
+        goaway |= frame.kind == raw_h2::GOAWAY;
+    }
+    goaway
+}
+
+/// An HTTP/2 connection with no stream open is closed with GOAWAY after
+/// the idle timeout (it holds a connection slot and gives nothing back);
+/// one whose SSE stream stays open is not, however long it lasts.
+#[tokio::test]
+async fn an_h2_connection_that_keeps_no_stream_open_is_closed_after_the_idle_timeout() {
+    let mut config = quiet_config();
+    config.connections.h2_idle_timeout = Duration::from_millis(200);
+    let server = TestServer::over(Wire::H2, config).await;
+    let mut encoder = hpack::Encoder::new();
+    let mut busy = raw_h2::connect(&server).await;
+    let mut request = raw_h2::preface(65_535);
+    request.extend(raw_h2::get(&mut encoder, 1, "/rooms/idle/sse"));
+    raw_h2::send(&mut busy, &request).await.unwrap();
+    while raw_h2::read_frame(&mut busy).await.expect("open").kind != raw_h2::HEADERS {}
+
+    // Two idle connections, one after the other: by the time the second
+    // is closed, the busy one has outlived two idle periods.
+    for n in 1..=2 {
+        let mut idle = raw_h2::connect(&server).await;
+        raw_h2::send(&mut idle, &raw_h2::preface(65_535))
+            .await
+            .unwrap();
+        assert!(
+            goaway_then_close(&mut idle).await,
+            "GOAWAY on idle connection {n}"
+        );
+        assert_eq!(limits(&server)("h2_idle_closed"), n);
+    }
+
+    // The busy connection is still open and its stream still delivers.
+    let id = server
+        .target("idle")
+        .send(&draft("ada", "still streaming"))
+        .await
+        .unwrap();
+    let delivered = loop {
+        let frame = raw_h2::read_frame(&mut busy).await.expect("still open");
+        if frame.kind == raw_h2::DATA && frame.stream == 1 {
+            let text = String::from_utf8_lossy(&frame.payload).into_owned();
+            if text.contains("still streaming") {
+                break text;
+            }
+        }
+    };
+    assert!(delivered.contains(&format!("id: {id}")), "{delivered}");
+    assert_eq!(limits(&server)("h2_idle_closed"), 2);
+    others_are_served(&server).await;
 }

@@ -117,6 +117,14 @@ async fn a_small_run_per_transport_loses_nothing(wire: Wire) {
         assert!(run.server.delivered > 0, "{}", run.transport);
         // loadgen did not start this server, so it cannot see its process.
         assert_eq!(run.server.cpu_seconds_per_1000, None);
+        // The `connection` line: TLS records (and HTTP/2's own frames)
+        // cost something per delivery; plain HTTP has no such line.
+        let connection = run.server.connection_out_per_delivery;
+        if wire == Wire::H1 {
+            assert_eq!(connection, 0.0, "{}", run.transport);
+        } else {
+            assert!(connection > 0.0, "{}: {connection}", run.transport);
+        }
     }
     let by = |name: &str| runs.iter().find(|r| r.transport == name).unwrap();
     // Streams make no request per message; polls do, and send them.

@@ -108,6 +108,12 @@ impl ConnWire {
         self.h2.is_some()
     }
 
+    /// HTTP/2: how long no stream has been open (`None` while one is, and
+    /// on HTTP/1.1, whose idle connections the header timeout bounds).
+    pub fn h2_idle_for(&self) -> Option<std::time::Duration> {
+        self.h2_streams().and_then(|h2| h2.idle_for())
+    }
+
     fn charge_in(&self, transport: Transport, n: u64) {
         self.stats.of(transport).wire_bytes_in.fetch_add(n, Relaxed);
         if self.tls {

@@ -161,6 +161,9 @@ pub struct H2Streams {
     resets: Option<TokenBucket>,
     /// The client went over its reset budget.
     pub flooded: bool,
+    /// Since when no stream has been open (None while one is): what the
+    /// idle timeout (`server.rs`) looks at.
+    idle_since: Option<std::time::Instant>,
 }
 
 impl std::fmt::Debug for H2Streams {
@@ -185,6 +188,20 @@ impl H2Streams {
             block_bytes: 0,
             resets: TokenBucket::new(resets),
             flooded: false,
+            idle_since: Some(std::time::Instant::now()),
+        }
+    }
+
+    /// How long no stream has been open; `None` while one is.
+    pub fn idle_for(&self) -> Option<std::time::Duration> {
+        self.idle_since.map(|since| since.elapsed())
+    }
+
+    /// Notes the moment the last open stream is forgotten.
+    fn forget(&mut self, stream: u32) {
+        self.streams.remove(&stream);
+        if self.streams.is_empty() && self.idle_since.is_none() {
+            self.idle_since = Some(std::time::Instant::now());
         }
     }
 
@@ -218,7 +235,7 @@ impl H2Streams {
                         s.server_done = true;
                     }
                     if frame.kind == RST_STREAM || (s.client_done && s.server_done) {
-                        self.streams.remove(&frame.stream);
+                        self.forget(frame.stream);
                     }
                 }
             },
@@ -260,7 +277,7 @@ impl H2Streams {
                     }
                 }
                 if kind == RST_STREAM {
-                    self.streams.remove(&frame.stream);
+                    self.forget(frame.stream);
                     if !crate::ratelimit::allow(&mut self.resets) {
                         self.flooded = true;
                     }
@@ -290,6 +307,7 @@ impl H2Streams {
                 self.streams.remove(&oldest);
             }
         }
+        self.idle_since = None;
         self.streams.insert(
             stream,
             StreamState {

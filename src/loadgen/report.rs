@@ -47,6 +47,14 @@ pub struct ServerFigures {
     pub wire_out_per_delivery: f64,
     pub wire_in_per_delivery: f64,
     pub requests_per_delivery: f64,
+    /// The `connection` line of `/stats` (under TLS: handshakes, TLS
+    /// record overhead, HTTP/2 connection-level frames) over the same
+    /// window, per delivery; the senders' connections are in it too.
+    /// Absent (0) in reports made before loadgen read it.
+    #[serde(default)]
+    pub connection_out_per_delivery: f64,
+    #[serde(default)]
+    pub connection_in_per_delivery: f64,
     /// The server's CPU seconds (user + system) over the measured window.
     pub cpu_seconds: Option<f64>,
     pub cpu_seconds_per_1000: Option<f64>,
@@ -184,6 +192,7 @@ fn rows(runs: &[RunResult]) -> (Vec<&'static str>, Vec<Vec<String>>) {
         "out B/dlv",
         "in B/dlv",
         "req/dlv",
+        "conn. out/in B/dlv",
         "CPU s/1k dlv",
         "floor CPU s/1k",
         "x floor",
@@ -225,6 +234,10 @@ fn rows(runs: &[RunResult]) -> (Vec<&'static str>, Vec<Vec<String>>) {
                 format!("{:.1}", r.server.wire_out_per_delivery),
                 format!("{:.1}", r.server.wire_in_per_delivery),
                 format!("{:.3}", r.server.requests_per_delivery),
+                format!(
+                    "{:.1}/{:.1}",
+                    r.server.connection_out_per_delivery, r.server.connection_in_per_delivery
+                ),
                 opt(r.server.cpu_seconds_per_1000, 4),
                 opt(r.floor.as_ref().and_then(|f| f.cpu_seconds_per_1000), 4),
                 opt(r.floor.as_ref().and_then(|f| f.cpu_ratio), 2),
@@ -667,6 +680,13 @@ const COLUMNS: &str = "
 - **out/in B/dlv, req/dlv**: bytes the server wrote to / read from this
   transport's sockets, and requests it served, per message it delivered,
   from its own accounting (`/stats`). The senders' POSTs are not included.
+  Under TLS these are the decrypted bytes of the transport's requests
+  (over HTTP/2, its streams' frames with their 9-byte headers).
+- **conn. out/in B/dlv**: the `connection` line of `/stats` over the same
+  window, per delivery: under TLS, the handshakes, the TLS record headers
+  and tags, and HTTP/2's connection-level frames, the senders' connections
+  included (0 over plain HTTP). Add it to out/in for what crossed the
+  sockets.
 - **CPU s/1k dlv**: the server process's user+system CPU seconds per 1,000
   deliveries (`/proc/PID/stat`); n/a when loadgen did not start the server.
 - **floor CPU s/1k, x floor**: the same workload against the floor, a
@@ -737,6 +757,8 @@ pub(crate) mod tests {
                 wire_out_per_delivery: 210.0,
                 wire_in_per_delivery: 0.0,
                 requests_per_delivery: 0.0,
+                connection_out_per_delivery: 40.0,
+                connection_in_per_delivery: 20.0,
                 cpu_seconds: None,
                 cpu_seconds_per_1000: None,
                 rss_idle_mib: None,
@@ -797,6 +819,7 @@ pub(crate) mod tests {
         std::fs::remove_file(&path).unwrap();
         assert_eq!(back.runs[1].transport, "poll");
         assert_eq!(back.markdown(&[]), report.markdown(&[]));
+        assert!(report.markdown(&[]).contains("| 40.0/20.0 |"));
         // A report measured before commits and load were recorded says so.
         let mut old: serde_json::Value = serde_json::to_value(&report).unwrap();
         old.as_object_mut().unwrap().remove("commit");

@@ -147,6 +147,8 @@ impl Clients {
 #[derive(Debug, Clone, Copy, Default)]
 struct ServerSample {
     counters: CountersSnapshot,
+    /// The `connection` line (TLS and HTTP/2 connection overhead).
+    connection: CountersSnapshot,
     usage: Option<Usage>,
     loadgen: Option<Usage>,
 }
@@ -159,6 +161,10 @@ async fn sample(targets: &[Target], instances: &[Instance], transport: &str) -> 
     for target in targets {
         if let Ok(counters) = target.counters(transport).await {
             total.counters += counters;
+        }
+        // A server without the line (the floor's) counts none.
+        if let Ok(counters) = target.counters("connection").await {
+            total.connection += counters;
         }
     }
     for pid in instances.iter().filter_map(|i| i.pid) {
@@ -383,6 +389,14 @@ pub async fn run_one(
                 before.counters.wire_bytes_in,
             ),
             requests_per_delivery: per_delivery(after.counters.requests, before.counters.requests),
+            connection_out_per_delivery: per_delivery(
+                after.connection.wire_bytes_out,
+                before.connection.wire_bytes_out,
+            ),
+            connection_in_per_delivery: per_delivery(
+                after.connection.wire_bytes_in,
+                before.connection.wire_bytes_in,
+            ),
             cpu_seconds: usage_delta,
             cpu_seconds_per_1000: usage_delta
                 .map(|cpu| cpu / (server_delivered.max(1) as f64 / 1000.0)),
