@@ -42,8 +42,18 @@ pub fn markdown(title: &str, conditions: &[Condition]) -> String {
         each(|r| r.commit.as_str()),
         each(|r| r.load.as_str()),
     );
-    if let Some(first) = conditions.first() {
-        let _ = writeln!(out, "{}\n", first.report.workload);
+    // One workload line when the runs share it; else each run's, labelled
+    // (HTTP/1.1 and HTTP/2 runs differ in the protocol their clients speak).
+    match conditions.split_first() {
+        Some((first, rest)) if rest.iter().all(|c| c.report.workload == first.report.workload) => {
+            let _ = writeln!(out, "{}\n", first.report.workload);
+        }
+        _ => {
+            for c in conditions {
+                let _ = writeln!(out, "- {}: {}", c.label, c.report.workload);
+            }
+            out.push('\n');
+        }
     }
     let _ = writeln!(
         out,
@@ -55,8 +65,8 @@ pub fn markdown(title: &str, conditions: &[Condition]) -> String {
     out.push_str(&latency_table(conditions));
     out.push_str(
         "\nBytes the server wrote to (out) and read from (in) the receivers' sockets \
-         per message delivered, and the requests it served per message delivered, from \
-         its own accounting.\n\n",
+         per message delivered, the requests it served per message delivered, from \
+         its own accounting, and its CPU seconds per 1,000 deliveries.\n\n",
     );
     out.push_str(&bytes_table(conditions));
     out
@@ -125,13 +135,20 @@ fn latency_table(conditions: &[Condition]) -> String {
 }
 
 fn bytes_table(conditions: &[Condition]) -> String {
-    table(conditions, &["out B/dlv", "in B/dlv", "req/dlv"], |r| {
-        vec![
-            format!("{:.0}", r.server.wire_out_per_delivery),
-            format!("{:.0}", r.server.wire_in_per_delivery),
-            format!("{:.3}", r.server.requests_per_delivery),
-        ]
-    })
+    table(
+        conditions,
+        &["out B/dlv", "in B/dlv", "req/dlv", "CPU s/1k dlv"],
+        |r| {
+            vec![
+                format!("{:.0}", r.server.wire_out_per_delivery),
+                format!("{:.0}", r.server.wire_in_per_delivery),
+                format!("{:.3}", r.server.requests_per_delivery),
+                r.server
+                    .cpu_seconds_per_1000
+                    .map_or_else(|| "n/a".to_owned(), |cpu| format!("{cpu:.4}")),
+            ]
+        },
+    )
 }
 
 #[cfg(test)]
@@ -186,5 +203,12 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("15.0 min"), "{text}");
+        assert_eq!(text.matches("Workload: test.").count(), 1, "{text}");
+
+        // Runs with different workloads (HTTP/1.1 and HTTP/2) say each one.
+        let mut h2 = condition("h2", vec![run("ws", 1000, 19_900.0, 12.0)]);
+        h2.report.workload = "Workload: over HTTP/2.".to_owned();
+        let text = markdown("h2", &[condition("h1", Vec::new()), h2]);
+        assert!(text.contains("- h1: Workload: test.\n- h2: Workload: over HTTP/2."), "{text}");
     }
 }
