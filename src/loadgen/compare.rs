@@ -45,7 +45,11 @@ pub fn markdown(title: &str, conditions: &[Condition]) -> String {
     // One workload line when the runs share it; else each run's, labelled
     // (HTTP/1.1 and HTTP/2 runs differ in the protocol their clients speak).
     match conditions.split_first() {
-        Some((first, rest)) if rest.iter().all(|c| c.report.workload == first.report.workload) => {
+        Some((first, rest))
+            if rest
+                .iter()
+                .all(|c| c.report.workload == first.report.workload) =>
+        {
             let _ = writeln!(out, "{}\n", first.report.workload);
         }
         _ => {
@@ -209,6 +213,9 @@ mod tests {
         let mut h2 = condition("h2", vec![run("ws", 1000, 19_900.0, 12.0)]);
         h2.report.workload = "Workload: over HTTP/2.".to_owned();
         let text = markdown("h2", &[condition("h1", Vec::new()), h2]);
-        assert!(text.contains("- h1: Workload: test.\n- h2: Workload: over HTTP/2."), "{text}");
+        assert!(
+            text.contains("- h1: Workload: test.\n- h2: Workload: over HTTP/2."),
+            "{text}"
+        );
     }
 }
