@@ -20,6 +20,7 @@
 //! is the reconnect and resume logic the demo's Rust users get.
 
 use super::child::{ChildServer, ServerCommand};
+use super::run::Instance;
 use crate::client::auto::{AutoClient, AutoConfig};
 use crate::client::tls::http_builder;
 use crate::client::Target;
@@ -278,6 +279,7 @@ pub async fn run_case(
             .await?
             .is_none()
         {
+            listening.abort();
             return Err(format!(
                 "{}: no message within {PATIENCE:?} over a clean network",
                 receiver.name()
@@ -415,22 +417,16 @@ async fn post(sender: &Target) -> Result<u64, String> {
         .map_err(|e| format!("post: {e}"))
 }
 
-/// Sets the network's conditions; the URL of its port.
+/// Sets the network's conditions; the URL of its port (loadgen's own
+/// `--network` path, so both set conditions the same way).
 async fn network(base: &str, conditions: Conditions) -> Result<String, String> {
-    let url = format!("{base}/network");
-    let http = http_builder().build().map_err(|e| e.to_string())?;
-    let answer = http
-        .put(&url)
-        .json(&conditions)
-        .send()
-        .await
-        .map_err(|e| format!("PUT {url}: {e}"))?;
-    let status = answer.status();
-    let body: serde_json::Value = answer.json().await.map_err(|e| format!("PUT {url}: {e}"))?;
-    match body["addr"].as_str() {
-        Some(addr) if status.is_success() => Ok(format!("http://{addr}")),
-        _ => Err(format!("PUT {url}: {status} {body}")),
-    }
+    let mut instance = Instance {
+        base: base.to_owned(),
+        pid: None,
+        via: None,
+    };
+    instance.through_network(&conditions).await?;
+    Ok(instance.clients_base().to_owned())
 }
 
 /// `POST /network/drop`: cuts every connection through the network.
