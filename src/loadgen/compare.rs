@@ -7,7 +7,7 @@
 //! A run that did not keep up shows "overloaded" instead of a latency, by
 //! the same rule as the headline ([`kept_up`]).
 
-use super::report::{human_ms, kept_up, Report, RunResult, KEPT_UP};
+use super::report::{human_ms, kept_up, transports, Report, RunResult, KEPT_UP};
 use std::fmt::Write as _;
 
 /// One condition: a label for the column headers and its report.
@@ -76,17 +76,6 @@ pub fn markdown(title: &str, conditions: &[Condition]) -> String {
     out
 }
 
-/// Every transport that ran under any condition, in first-seen order.
-fn transports(conditions: &[Condition]) -> Vec<&'static str> {
-    let mut names = Vec::new();
-    for run in conditions.iter().flat_map(|c| &c.report.runs) {
-        if !names.contains(&run.transport) {
-            names.push(run.transport);
-        }
-    }
-    names
-}
-
 fn run<'a>(condition: &'a Condition, transport: &str) -> Option<&'a RunResult> {
     condition
         .report
@@ -113,7 +102,8 @@ fn table(
         out.push_str(" ---: |");
     }
     out.push('\n');
-    for name in transports(conditions) {
+    // Every transport that ran under any condition, in first-seen order.
+    for name in transports(conditions.iter().flat_map(|c| &c.report.runs)) {
         let _ = write!(out, "| {name} |");
         for c in conditions {
             let values = run(c, name)

@@ -298,7 +298,7 @@ pub fn markdown_table(runs: &[RunResult]) -> String {
 
 /// Transport names in first-seen order, so a transport keeps its place
 /// (and its chart colour) in every table and chart.
-pub(crate) fn transports(runs: &[RunResult]) -> Vec<&'static str> {
+pub(crate) fn transports<'a>(runs: impl IntoIterator<Item = &'a RunResult>) -> Vec<&'static str> {
     let mut names: Vec<&'static str> = Vec::new();
     for run in runs {
         if !names.contains(&run.transport) {
