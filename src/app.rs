@@ -113,6 +113,11 @@ async fn check_host(State(state): State<AppState>, request: Request, next: Next)
 /// room, on the log's budget (`refusals.rs`). `/healthz`'s 503 reports
 /// the server's health, not a refusal, and is left out.
 async fn log_refusals(request: Request, next: Next) -> Response {
+    // Only a server logging at debug keeps anything of the request: the
+    // common case pays one level check, not copies for every request.
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return next.run(request).await;
+    }
     let peer = request
         .extensions()
         .get::<ConnectInfo<ConnInfo>>()
