@@ -2,7 +2,9 @@
 //!
 //! One task per socket waits on the room's next delivery and on the
 //! socket's next event (a message, a ping due, shutdown; see
-//! `mod.rs`, which this shares with the echo route).
+//! `mod.rs`, which this shares with the echo route). A wake-up for a
+//! delivery does not touch the socket's read half: it is polled only when
+//! its own waker fired (`gate.rs`).
 //! - Sending: a `{"type":"send",...}` text frame is posted to the room and
 //!   answered with an `ack` (the message itself comes back like any other).
 //!   Bad input, and sends over the send rate, get an `error` frame and the

@@ -9,7 +9,11 @@
 //!   in its header before reserving anything, so a header claiming 2^63
 //!   bytes costs nothing.
 //! - Heartbeat: a ping every interval; no pong within the timeout and the
-//!   peer is gone (1008).
+//!   peer is gone (1008). One timer per socket, moved, never rebuilt.
+//! - Waiting: [`Link::next`] keeps its timer and its shutdown wait across
+//!   calls, and polls the read half and the shutdown only after their own
+//!   wakers fired (`gate.rs`): a session woken a thousand times a second
+//!   for deliveries does not re-read an idle socket each time.
 //! - Inbound budget: every frame a peer sends (message, ping, pong) takes a
 //!   token; a peer flooding past the rate and burst is closed (1008).
 //! - Slow readers: a write that cannot finish within the write timeout
@@ -27,6 +31,7 @@
 
 pub mod chat;
 pub mod echo;
+mod gate;
 
 use crate::config::WsConfig;
 use crate::conn::ConnInfo;
@@ -38,12 +43,16 @@ use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket, W
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use gate::Gate;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::time::{sleep_until, timeout, Instant};
+use tokio::time::{sleep_until, timeout, Instant, Sleep};
 use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 /// How long to wait for the peer's side of a closing handshake.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -128,9 +137,15 @@ struct Who {
 pub struct Link {
     sink: Sink,
     stream: SplitStream<WebSocket>,
+    read_gate: Gate,
+    /// The server's shutdown, awaited across calls to `next`.
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    shutdown_gate: Gate,
     state: AppState,
     next_ping: Instant,
     pong_due: Option<Instant>,
+    /// Fires at the next ping or the pong deadline, whichever is first.
+    timer: Pin<Box<Sleep>>,
     /// Whether per-address limits apply to this peer.
     limited: bool,
     inbound: Option<TokenBucket>,
@@ -144,11 +159,16 @@ impl Link {
         let inbound = limited
             .then(|| TokenBucket::new(settings.inbound_rate))
             .flatten();
+        let next_ping = Instant::now() + settings.ping_interval;
         Self {
             sink,
             stream,
-            next_ping: Instant::now() + settings.ping_interval,
+            read_gate: Gate::default(),
+            shutdown: Box::pin(state.shutdown.clone().cancelled_owned()),
+            shutdown_gate: Gate::default(),
+            next_ping,
             pong_due: None,
+            timer: Box::pin(sleep_until(next_ping)),
             limited,
             inbound,
             state,
@@ -167,42 +187,76 @@ impl Link {
 
     /// The next message or ping time; `Err` when the session must end.
     /// Cancel-safe: nothing is lost if the future is dropped, so a session
-    /// can select on it beside its other work.
+    /// can select on it beside its other work. Each source (shutdown, the
+    /// socket's read half) is polled only once its own waker has fired
+    /// (`gate.rs`), so a session woken for a delivery pays next to nothing
+    /// here.
     pub async fn next(&mut self) -> Result<Event, End> {
+        std::future::poll_fn(|cx| self.poll_next_event(cx)).await
+    }
+
+    fn poll_next_event(&mut self, cx: &mut Context<'_>) -> Poll<Result<Event, End>> {
+        let shutdown = &mut self.shutdown;
+        if self
+            .shutdown_gate
+            .poll(cx, |cx| shutdown.as_mut().poll(cx))
+            .is_ready()
+        {
+            return Poll::Ready(Err(End::Close(close(
+                close_code::AWAY,
+                "server shutting down",
+            ))));
+        }
         loop {
-            let pong_due = self.pong_due;
-            tokio::select! {
-                _ = self.state.shutdown.cancelled() => {
-                    return Err(End::Close(close(close_code::AWAY, "server shutting down")));
-                }
-                incoming = self.stream.next() => {
-                    let message = match incoming {
-                        Some(Ok(message)) => message,
-                        Some(Err(e)) => return Err(self.read_failed(e)),
-                        None => return Err(End::Drop),
-                    };
-                    if matches!(message, Message::Close(_)) {
-                        return Err(End::PeerClosed);
-                    }
-                    if !allow(&mut self.inbound) {
-                        self.state.stats.count(Limit::WsFloodClosed);
-                        return Err(End::Close(close(close_code::POLICY, "too many frames: slow down")));
-                    }
-                    match message {
-                        Message::Pong(_) => self.pong_due = None,
-                        // tungstenite has queued the pong; it goes out with
-                        // the next read or write.
-                        Message::Ping(_) => {}
-                        message => return Ok(Event::Message(message)),
-                    }
-                }
-                _ = sleep_until(self.next_ping) => return Ok(Event::PingDue),
-                _ = sleep_until(pong_due.unwrap_or_else(far_future)), if pong_due.is_some() => {
-                    self.state.stats.count(Limit::WsNoPongClosed);
-                    return Err(End::Close(close(close_code::POLICY, "no pong within the timeout")));
-                }
+            let stream = &mut self.stream;
+            let Poll::Ready(incoming) = self.read_gate.poll(cx, |cx| stream.poll_next_unpin(cx))
+            else {
+                break;
+            };
+            let message = match incoming {
+                Some(Ok(message)) => message,
+                Some(Err(e)) => return Poll::Ready(Err(self.read_failed(e))),
+                None => return Poll::Ready(Err(End::Drop)),
+            };
+            if matches!(message, Message::Close(_)) {
+                return Poll::Ready(Err(End::PeerClosed));
+            }
+            if !allow(&mut self.inbound) {
+                self.state.stats.count(Limit::WsFloodClosed);
+                return Poll::Ready(Err(End::Close(close(
+                    close_code::POLICY,
+                    "too many frames: slow down",
+                ))));
+            }
+            match message {
+                Message::Pong(_) => self.pong_due = None,
+                // tungstenite has queued the pong; it goes out with the
+                // next read or write.
+                Message::Ping(_) => {}
+                message => return Poll::Ready(Ok(Event::Message(message))),
             }
         }
+        // One timer for whichever comes first, the next ping or the pong
+        // deadline; a pong that arrives in time leaves it alone, and it
+        // is moved on when it fires.
+        while self.timer.as_mut().poll(cx).is_ready() {
+            let now = Instant::now();
+            if self.pong_due.is_some_and(|due| due <= now) {
+                self.state.stats.count(Limit::WsNoPongClosed);
+                return Poll::Ready(Err(End::Close(close(
+                    close_code::POLICY,
+                    "no pong within the timeout",
+                ))));
+            }
+            if self.next_ping <= now {
+                return Poll::Ready(Ok(Event::PingDue));
+            }
+            let next = self
+                .pong_due
+                .map_or(self.next_ping, |due| due.min(self.next_ping));
+            self.timer.as_mut().reset(next);
+        }
+        Poll::Pending
     }
 
     /// Sends a ping and starts the pong deadline (unless one is running).
@@ -210,7 +264,8 @@ impl Link {
         let settings = &self.state.config.ws;
         let now = Instant::now();
         self.next_ping = now + settings.ping_interval;
-        self.pong_due.get_or_insert(now + settings.pong_timeout);
+        let pong_due = *self.pong_due.get_or_insert(now + settings.pong_timeout);
+        self.timer.as_mut().reset(pong_due.min(self.next_ping));
         self.write([Message::Ping(Default::default())]).await
     }
 
@@ -347,8 +402,4 @@ fn close_owned(code: u16, mut reason: String) -> CloseFrame {
         code,
         reason: Utf8Bytes::from(reason),
     }
-}
-
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86_400)
 }
