@@ -463,15 +463,18 @@ pub fn baselines_table(runs: &[RunResult]) -> Option<String> {
     let mut out = String::from(
         "The same workload against the floor (`--floor`) and the axum-example shape \
          (`--axum-shape`, WebSocket and SSE only), each on a fresh server right after ours.\n\n\
+         The p99 columns say what latency the same machine gives with no server work \
+         beyond the writes: where the floor misses a latency goal too, the goal is out \
+         of this machine's reach, whatever the server does.\n\n\
          | transport | clients | CPU s/1k dlv | floor | x floor | axum shape | x axum | \
-         RSS KiB/client | floor | axum shape |\n\
-         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+         p99 ms | floor | axum shape | RSS KiB/client | floor | axum shape |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
     for r in with {
         let (floor, axum) = (r.floor.as_ref(), r.axum_shape.as_ref());
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.transport,
             r.clients,
             opt(r.server.cpu_seconds_per_1000, 4),
@@ -479,6 +482,13 @@ pub fn baselines_table(runs: &[RunResult]) -> Option<String> {
             opt(floor.and_then(|b| b.cpu_ratio), 2),
             opt(axum.and_then(|b| b.cpu_seconds_per_1000), 4),
             opt(axum.and_then(|b| b.cpu_ratio), 2),
+            if kept_up(r) {
+                format!("{:.1}", r.latency_ms.p99)
+            } else {
+                "overloaded".to_owned()
+            },
+            opt(floor.map(|b| b.p99_ms), 1),
+            opt(axum.map(|b| b.p99_ms), 1),
             opt(r.server.rss_per_client_kib, 1),
             opt(floor.and_then(|b| b.rss_per_client_kib), 1),
             opt(axum.and_then(|b| b.rss_per_client_kib), 1),
