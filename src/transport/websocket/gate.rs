@@ -19,7 +19,7 @@
 use futures_util::task::AtomicWaker;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Wake, Waker};
 
 /// The gate of one source: whether its waker fired, and whom to wake.
 #[derive(Debug)]
@@ -60,25 +60,23 @@ impl Default for Gate {
 }
 
 impl Gate {
-    /// Polls the source through `poll` if its waker fired, with the gate's
-    /// own waker; `Pending` without touching it otherwise. Either way the
-    /// calling task is the one woken next.
-    pub fn poll<T>(
-        &self,
-        cx: &mut Context<'_>,
-        poll: impl FnOnce(&mut Context<'_>) -> Poll<T>,
-    ) -> Poll<T> {
+    /// Whether the source must be polled now: `Some` with the waker to
+    /// poll it with if its waker fired (or it was last `Ready`), `None`
+    /// otherwise, at the cost of one atomic swap. Either way the calling
+    /// task is the one woken next. After a `Ready` from the source, call
+    /// [`Gate::reopen`].
+    pub fn open(&self, cx: &Context<'_>) -> Option<Waker> {
         self.signal.task.register(cx.waker());
-        if !self.signal.woken.swap(false, Ordering::AcqRel) {
-            return Poll::Pending;
-        }
-        let result = poll(&mut Context::from_waker(&self.waker));
-        if result.is_ready() {
-            // A source that had something may have more: no waker will
-            // say so, so the next poll must look.
-            self.signal.woken.store(true, Ordering::Release);
-        }
-        result
+        self.signal
+            .woken
+            .swap(false, Ordering::AcqRel)
+            .then(|| self.waker.clone())
+    }
+
+    /// The source returned `Ready` and may have more: no waker will say
+    /// so, so the next poll must look.
+    pub fn reopen(&self) {
+        self.signal.woken.store(true, Ordering::Release);
     }
 }
 
@@ -86,7 +84,7 @@ impl Gate {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
-    use std::task::Waker;
+    use std::task::Poll;
 
     /// Counts its polls; `Pending` until `ready` is set, then wakes nobody.
     struct Source {
@@ -117,6 +115,18 @@ mod tests {
         }
     }
 
+    /// Polls `source` through the gate, as `Link::next` does.
+    fn poll_through(gate: &Gate, cx: &Context<'_>, source: &Source) -> Poll<()> {
+        let Some(waker) = gate.open(cx) else {
+            return Poll::Pending;
+        };
+        let result = source.poll(&mut Context::from_waker(&waker));
+        if result.is_ready() {
+            gate.reopen();
+        }
+        result
+    }
+
     #[test]
     fn a_source_is_polled_again_only_after_its_own_wake() {
         let gate = Gate::default();
@@ -127,13 +137,13 @@ mod tests {
         };
         let task = Arc::new(Count(AtomicUsize::new(0)));
         let waker = Waker::from(Arc::clone(&task));
-        let mut cx = Context::from_waker(&waker);
+        let cx = Context::from_waker(&waker);
 
-        assert!(gate.poll(&mut cx, |cx| source.poll(cx)).is_pending());
+        assert!(poll_through(&gate, &cx, &source).is_pending());
         assert_eq!(source.polls(), 1, "the first poll goes through");
         // Woken for something else (a delivery): the source is not asked.
         for _ in 0..5 {
-            assert!(gate.poll(&mut cx, |cx| source.poll(cx)).is_pending());
+            assert!(poll_through(&gate, &cx, &source).is_pending());
         }
         assert_eq!(source.polls(), 1);
 
@@ -142,9 +152,9 @@ mod tests {
         source.ready.store(true, Ordering::Relaxed);
         source.waker.lock().unwrap().take().unwrap().wake();
         assert_eq!(task.0.load(Ordering::Relaxed), 1, "the task was woken");
-        assert!(gate.poll(&mut cx, |cx| source.poll(cx)).is_ready());
+        assert!(poll_through(&gate, &cx, &source).is_ready());
         // Ready may mean more is waiting: the next poll asks again.
-        assert!(gate.poll(&mut cx, |cx| source.poll(cx)).is_ready());
+        assert!(poll_through(&gate, &cx, &source).is_ready());
         assert_eq!(source.polls(), 3);
     }
 }

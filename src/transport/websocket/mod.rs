@@ -11,8 +11,8 @@
 //! - Heartbeat: a ping every interval; no pong within the timeout and the
 //!   peer is gone (1008). One timer per socket, moved, never rebuilt.
 //! - Waiting: [`Link::next`] keeps its timer and its shutdown wait across
-//!   calls, and polls the read half and the shutdown only after their own
-//!   wakers fired (`gate.rs`): a session woken a thousand times a second
+//!   calls, and polls the read half and the shutdown only after their
+//!   waker fired (`gate.rs`): a session woken a thousand times a second
 //!   for deliveries does not re-read an idle socket each time.
 //! - Inbound budget: every frame a peer sends (message, ping, pong) takes a
 //!   token; a peer flooding past the rate and burst is closed (1008).
@@ -48,7 +48,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tokio::time::{sleep_until, timeout, Instant, Sleep};
 use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
@@ -137,10 +137,11 @@ struct Who {
 pub struct Link {
     sink: Sink,
     stream: SplitStream<WebSocket>,
-    read_gate: Gate,
     /// The server's shutdown, awaited across calls to `next`.
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
-    shutdown_gate: Gate,
+    /// Opens when the read half or the shutdown woke the task: only then
+    /// are they polled.
+    inbound_gate: Gate,
     state: AppState,
     next_ping: Instant,
     pong_due: Option<Instant>,
@@ -163,9 +164,8 @@ impl Link {
         Self {
             sink,
             stream,
-            read_gate: Gate::default(),
             shutdown: Box::pin(state.shutdown.clone().cancelled_owned()),
-            shutdown_gate: Gate::default(),
+            inbound_gate: Gate::default(),
             next_ping,
             pong_due: None,
             timer: Box::pin(sleep_until(next_ping)),
@@ -187,8 +187,8 @@ impl Link {
 
     /// The next message or ping time; `Err` when the session must end.
     /// Cancel-safe: nothing is lost if the future is dropped, so a session
-    /// can select on it beside its other work. Each source (shutdown, the
-    /// socket's read half) is polled only once its own waker has fired
+    /// can select on it beside its other work. The read half and the
+    /// shutdown are polled only once their own waker has fired
     /// (`gate.rs`), so a session woken for a delivery pays next to nothing
     /// here.
     pub async fn next(&mut self) -> Result<Event, End> {
@@ -196,24 +196,26 @@ impl Link {
     }
 
     fn poll_next_event(&mut self, cx: &mut Context<'_>) -> Poll<Result<Event, End>> {
-        let shutdown = &mut self.shutdown;
-        if self
-            .shutdown_gate
-            .poll(cx, |cx| shutdown.as_mut().poll(cx))
-            .is_ready()
-        {
+        if let Some(waker) = self.inbound_gate.open(cx) {
+            if let Poll::Ready(outcome) = self.poll_inbound(&mut Context::from_waker(&waker)) {
+                self.inbound_gate.reopen();
+                return Poll::Ready(outcome);
+            }
+        }
+        self.poll_timer(cx)
+    }
+
+    /// The shutdown, then the peer's frames: control frames are handled
+    /// here, a message or the end of the session is returned.
+    fn poll_inbound(&mut self, cx: &mut Context<'_>) -> Poll<Result<Event, End>> {
+        if self.shutdown.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Err(End::Close(close(
                 close_code::AWAY,
                 "server shutting down",
             ))));
         }
         loop {
-            let stream = &mut self.stream;
-            let Poll::Ready(incoming) = self.read_gate.poll(cx, |cx| stream.poll_next_unpin(cx))
-            else {
-                break;
-            };
-            let message = match incoming {
+            let message = match ready!(self.stream.poll_next_unpin(cx)) {
                 Some(Ok(message)) => message,
                 Some(Err(e)) => return Poll::Ready(Err(self.read_failed(e))),
                 None => return Poll::Ready(Err(End::Drop)),
@@ -236,6 +238,10 @@ impl Link {
                 message => return Poll::Ready(Ok(Event::Message(message))),
             }
         }
+    }
+
+    /// The next ping, or the pong deadline.
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> Poll<Result<Event, End>> {
         // One timer for whichever comes first, the next ping or the pong
         // deadline; a pong that arrives in time leaves it alone, and it
         // is moved on when it fires.
