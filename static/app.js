@@ -1204,15 +1204,15 @@ function h2View(kind, sample, extra) {
   for (const dir of ['request', 'response']) {
     for (const f of frames[dir] || []) {
       rows.push(el('tr', { 'data-dir': dir, 'data-type': f.type, 'data-stream': f.stream, 'data-length': f.length, title: `9-byte header: ${f.header_hex}` },
-        el('td', {}, dir === 'request' ? 'browser → server' : 'server → browser'),
-        el('td', {}, `${f.type} (0x${f.type_byte.toString(16)})`),
+        el('td', { title: dir === 'request' ? 'browser to server' : 'server to browser' }, dir === 'request' ? '↑' : '↓'),
+        el('td', {}, `${f.type} 0x${f.type_byte.toString(16)}`),
         el('td', {}, flags(f)),
         el('td', {}, String(f.stream)),
         el('td', {}, `${f.length} B`)));
     }
   }
   const table = el('table', { class: 'h2-frames' },
-    el('thead', {}, el('tr', {}, ...['direction', 'type', 'flags', 'stream', 'length'].map((h) => el('th', {}, h)))),
+    el('thead', {}, el('tr', {}, ...['', 'type', 'flags', 'stream', 'length'].map((h) => el('th', {}, h)))),
     el('tbody', {}, ...rows));
   const headers = el('table', { class: 'h2-headers' },
     el('tbody', {}, ...(sample.request_headers || []).map(([name, value]) =>
@@ -1226,16 +1226,18 @@ function h2View(kind, sample, extra) {
   const carried = kind === 'ws' ? 'DATA payload: one WebSocket frame (header, then the message), as text'
     : kind === 'sse' ? 'DATA payload: the SSE event, no chunk framing (HTTP/2 frames the body itself)'
       : 'DATA payload: the response body';
+  const headersFrom = request.length ? `from ${request.length} B of HPACK` : 'when the stream began';
   return [
     el('div', { class: 'wire-col' },
       section(`HTTP/2 stream ${sample.stream}: its frames`, table),
-      section(`Request headers, decoded from ${sample.request_len || 0} B of HEADERS (HPACK)`, headers),
       responseHeaders ? el('p', { class: 'wire-why' }, sample.response_headers_note || '') : null,
       payload ? section(carried, visibleText(payload, 'wiretext payload')) : null,
+      section(`Request headers, decoded ${headersFrom}`, headers),
       extra),
     el('div', { class: 'wire-col' },
       section(`Server's frames (${response.length} B; 9-byte frame headers highlighted)`, hexDump(response, headerMarks(frames.response || []))),
-      request.length ? section(`Request frames (${request.length} B)`, hexDump(request, headerMarks(frames.request || []))) : null),
+      request.length ? section(`Request frames (${request.length} B)`, hexDump(request, headerMarks(frames.request || [])))
+        : el('p', { class: 'wire-hint' }, 'Request frames not captured: this stream began before capture was armed (its headers, decoded then, are listed).')),
   ];
 }
 

@@ -640,6 +640,7 @@ async fn eight_sse_streams_all_run_on_one_http2_connection() {
             "the SSE delivery shown as an HTTP/2 DATA frame",
         )
         .await;
+    screenshot(&page, "wire-h2.png").await;
     // The server saw the same: eight SSE requests, one connection.
     let sse = &server.stats().await["transports"]["sse"];
     assert_eq!(

@@ -32,7 +32,7 @@
 //! watches, that costs one relaxed load per request header block and one
 //! branch per frame.
 
-use super::h2_capture::{append_capped, StreamCapture, MAX_CAPTURE};
+use super::h2_capture::{append_capped, shown, StreamCapture, MAX_CAPTURE};
 use super::h2_frames::{
     header_fragment, FrameHead, FrameReader, FrameSink, CONTINUATION, DATA, END_HEADERS,
     END_STREAM, FRAME_HEADER, HEADERS, MAX_KEPT, RST_STREAM,
@@ -62,8 +62,21 @@ struct StreamState {
     transport: Transport,
     client_done: bool,
     server_done: bool,
-    /// The wire view's copy, for a stream of a watched room.
-    capture: Option<Box<StreamCapture>>,
+    /// What the wire view has of this stream.
+    watch: Watch,
+}
+
+/// A stream in the wire view's eyes.
+#[derive(Debug)]
+enum Watch {
+    /// Not a stream the view shows.
+    No,
+    /// A stream the view shows, in a room nobody watched when it began: its
+    /// decoded header list (which the HPACK decoder allocated anyway),
+    /// kept while it runs in case its room becomes watched.
+    Could(Vec<(Vec<u8>, Vec<u8>)>),
+    /// A stream of a watched room, being copied.
+    Captured(Box<StreamCapture>),
 }
 
 /// The HTTP/2 side of one connection's accounting.
@@ -111,7 +124,7 @@ struct FromClient<'a> {
 }
 
 impl FrameSink for FromClient<'_> {
-    fn keep(&self, frame: &FrameHead) -> bool {
+    fn keep(&mut self, frame: &FrameHead) -> bool {
         matches!(frame.kind, HEADERS | CONTINUATION)
     }
 
@@ -127,14 +140,8 @@ struct FromServer<'a> {
 }
 
 impl FrameSink for FromServer<'_> {
-    fn keep(&self, frame: &FrameHead) -> bool {
-        // The one branch per frame while nothing is watched.
-        self.h2.captured > 0
-            && self
-                .h2
-                .streams
-                .get(&frame.stream)
-                .is_some_and(|s| s.capture.is_some())
+    fn keep(&mut self, frame: &FrameHead) -> bool {
+        self.h2.captures(frame.stream)
     }
 
     fn frame(&mut self, frame: FrameHead, payload: &[u8]) {
@@ -169,13 +176,35 @@ impl H2Streams {
     /// Forgets a stream; notes the moment the last open one is gone.
     fn forget(&mut self, stream: u32) {
         if let Some(s) = self.streams.remove(&stream) {
-            if s.capture.is_some() {
+            if matches!(s.watch, Watch::Captured(_)) {
                 self.captured -= 1;
             }
         }
         if self.streams.is_empty() && self.idle_since.is_none() {
             self.idle_since = Some(std::time::Instant::now());
         }
+    }
+
+    /// Whether the server's frames on `stream` are copied for the wire
+    /// view. While nothing is watched: one branch and one relaxed load per
+    /// frame. While the view is armed, a stream that began before is
+    /// captured from here on if its room is watched now.
+    fn captures(&mut self, stream: u32) -> bool {
+        if self.captured == 0 && !self.taps.armed() {
+            return false;
+        }
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return false;
+        };
+        if let Watch::Could(headers) = &s.watch {
+            if let Some(capture) =
+                StreamCapture::start(&self.taps, stream, s.transport, headers, Vec::new())
+            {
+                s.watch = Watch::Captured(capture);
+                self.captured += 1;
+            }
+        }
+        matches!(s.watch, Watch::Captured(_))
     }
 
     /// Bytes the client sent; returns what to charge to which transport.
@@ -214,7 +243,7 @@ impl H2Streams {
             return;
         };
         charges.push((s.transport, size));
-        if let Some(capture) = s.capture.as_mut() {
+        if let Watch::Captured(capture) = &mut s.watch {
             capture.server_frame(&frame, payload);
         }
         if frame.kind == RST_STREAM || frame.ends_stream() {
@@ -305,9 +334,14 @@ impl H2Streams {
         let capture = frames
             .filter(|f| f.len() < MAX_CAPTURE)
             .and_then(|f| StreamCapture::start(&self.taps, stream, transport, &headers, f));
-        if capture.is_some() {
-            self.captured += 1;
-        }
+        let watch = match capture {
+            Some(capture) => {
+                self.captured += 1;
+                Watch::Captured(capture)
+            }
+            None if shown(transport, &headers) => Watch::Could(headers),
+            None => Watch::No,
+        };
         self.idle_since = None;
         self.streams.insert(
             stream,
@@ -315,7 +349,7 @@ impl H2Streams {
                 transport,
                 client_done: false,
                 server_done: false,
-                capture,
+                watch,
             },
         );
         transport
@@ -473,7 +507,7 @@ mod tests {
         h2.read(&client);
         assert!(h2.block_frames.is_none());
         assert_eq!(h2.captured, 0);
-        assert!(h2.streams[&1].capture.is_none());
+        assert!(matches!(h2.streams[&1].watch, Watch::Could(_)));
     }
 
     #[test]
@@ -548,5 +582,31 @@ mod tests {
         let json = tap.to_json("a");
         assert_eq!(json["sse"]["response_hex"], crate::wire_view::hex(&event));
         assert_eq!(json["sse"]["request_headers"][2][0], ":path");
+    }
+
+    #[test]
+    fn a_stream_begun_before_its_room_was_watched_is_captured_from_then_on() {
+        let taps = Arc::new(WireTaps::default());
+        let mut h2 = H2Streams::new(RateLimit::OFF, Arc::clone(&taps));
+        let mut client = PREFACE.to_vec();
+        client.extend(frame(
+            HEADERS,
+            END_HEADERS | END_STREAM,
+            1,
+            &request_headers("GET", "/rooms/a/sse"),
+        ));
+        h2.read(&client);
+        let message = b"id: 1\ndata: {\"type\":\"message\"}\n\n";
+        h2.write(&frame(DATA, 0, 1, message));
+        assert_eq!(h2.captured, 0, "nobody watches yet");
+        let tap = taps.watch("a");
+        let event = frame(DATA, 0, 1, message);
+        h2.write(&event);
+        assert_eq!(h2.captured, 1);
+        let json = tap.to_json("a");
+        assert_eq!(json["sse"]["response_hex"], crate::wire_view::hex(&event));
+        // The request's frames went by unkept; its headers were decoded.
+        assert_eq!(json["sse"]["request_len"], 0);
+        assert_eq!(json["sse"]["request_headers"][2][1], "/rooms/a/sse");
     }
 }

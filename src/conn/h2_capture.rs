@@ -23,9 +23,14 @@
 //! HTTP/2 connection (an HTTP/1.1 chunk would be a lie there): this is
 //! the only source of h2 samples.
 //!
-//! Cost: nothing is copied unless the wire view is armed when a request's
-//! HEADERS arrive and its room is watched; each sample is bounded by
-//! [`MAX_CAPTURE`] bytes.
+//! A stream that began before the view was armed (the page's own SSE
+//! stream, open long before the presenter opens the panel) is captured
+//! from the first frame the server writes on it once its room is watched;
+//! its request's frames were not kept, so such a sample has the decoded
+//! request headers but no request bytes.
+//!
+//! Cost: nothing is copied unless the wire view is armed and the stream's
+//! room is watched; each sample is bounded by [`MAX_CAPTURE`] bytes.
 
 use super::h2_frames::{FrameHead, DATA, END_HEADERS, HEADERS, RST_STREAM};
 use crate::message::Transport;
@@ -61,6 +66,27 @@ enum Shape {
     Ws,
 }
 
+/// Whether the wire view shows streams of `transport` with this request.
+pub(super) fn shown(transport: Transport, headers: &[(Vec<u8>, Vec<u8>)]) -> bool {
+    shape_of(transport, headers).is_some()
+}
+
+fn shape_of(transport: Transport, headers: &[(Vec<u8>, Vec<u8>)]) -> Option<Shape> {
+    match transport {
+        Transport::LongPoll | Transport::Poll => Some(Shape::Poll(transport)),
+        Transport::Sse => Some(Shape::Sse),
+        // A WebSocket over HTTP/2 is an extended CONNECT (RFC 8441).
+        Transport::Ws
+            if headers
+                .iter()
+                .any(|(n, v)| n == b":method" && v == b"CONNECT") =>
+        {
+            Some(Shape::Ws)
+        }
+        _ => None,
+    }
+}
+
 /// The wire view's copy of one watched stream.
 #[derive(Debug)]
 pub(super) struct StreamCapture {
@@ -79,8 +105,9 @@ pub(super) struct StreamCapture {
 
 impl StreamCapture {
     /// A capture for the request on `stream` whose header list is
-    /// `headers` and whose HEADERS frames were `request`, if the wire view
-    /// watches its room and shows its transport.
+    /// `headers` and whose HEADERS frames were `request` (empty when the
+    /// stream began before the view was armed), if the wire view watches
+    /// its room and shows its transport.
     pub fn start(
         taps: &WireTaps,
         stream: u32,
@@ -94,12 +121,7 @@ impl StreamCapture {
                 .find(|(n, _)| n == name)
                 .map(|(_, v)| v.as_slice())
         };
-        let shape = match transport {
-            Transport::LongPoll | Transport::Poll => Shape::Poll(transport),
-            Transport::Sse => Shape::Sse,
-            Transport::Ws if find(b":method") == Some(b"CONNECT") => Shape::Ws,
-            _ => return None,
-        };
+        let shape = shape_of(transport, headers)?;
         let path = std::str::from_utf8(find(b":path")?).ok()?;
         let segment = path.strip_prefix("/rooms/")?.split(['/', '?']).next()?;
         // As axum's `Path` reads it, so the name matches the room's.

@@ -53,7 +53,7 @@ impl FrameHead {
 pub(super) trait FrameSink {
     /// Whether `frame`'s payload is wanted: asked as its bytes arrive, so
     /// frames nobody wants are never copied.
-    fn keep(&self, frame: &FrameHead) -> bool;
+    fn keep(&mut self, frame: &FrameHead) -> bool;
     /// A whole frame was read; `payload` is empty unless [`Self::keep`]
     /// wanted it (and then at most [`MAX_KEPT`] bytes of it).
     fn frame(&mut self, frame: FrameHead, payload: &[u8]);
