@@ -397,6 +397,16 @@ mod tests {
         ])
     }
 
+    /// A GET's HEADERS frame, ending the stream's request side.
+    fn get(stream: u32, path: &str) -> Vec<u8> {
+        frame(
+            HEADERS,
+            END_HEADERS | END_STREAM,
+            stream,
+            &request_headers("GET", path),
+        )
+    }
+
     fn sum(charges: &Charges, t: Transport) -> u64 {
         charges.iter().filter(|c| c.0 == t).map(|c| c.1).sum()
     }
@@ -406,18 +416,8 @@ mod tests {
         let mut h2 = H2Streams::new(RateLimit::OFF, Arc::default());
         let mut client = PREFACE.to_vec();
         client.extend(frame(0x4, 0, 0, &[])); // SETTINGS: the connection's
-        let sse = frame(
-            HEADERS,
-            END_HEADERS | END_STREAM,
-            1,
-            &request_headers("GET", "/rooms/a/sse"),
-        );
-        let poll = frame(
-            HEADERS,
-            END_HEADERS | END_STREAM,
-            3,
-            &request_headers("GET", "/rooms/a/poll?wait=0"),
-        );
+        let sse = get(1, "/rooms/a/sse");
+        let poll = get(3, "/rooms/a/poll?wait=0");
         client.extend(&sse);
         client.extend(&poll);
         // Fed one byte at a time: reads may cut frames anywhere.
@@ -498,12 +498,7 @@ mod tests {
     fn nothing_is_kept_while_no_room_is_watched() {
         let mut h2 = H2Streams::new(RateLimit::OFF, Arc::default());
         let mut client = PREFACE.to_vec();
-        client.extend(frame(
-            HEADERS,
-            END_HEADERS | END_STREAM,
-            1,
-            &request_headers("GET", "/rooms/a/poll?wait=0"),
-        ));
+        client.extend(get(1, "/rooms/a/poll?wait=0"));
         h2.read(&client);
         assert!(h2.block_frames.is_none());
         assert_eq!(h2.captured, 0);
@@ -515,18 +510,8 @@ mod tests {
         let taps = Arc::new(WireTaps::default());
         let tap = taps.watch("a");
         let mut h2 = H2Streams::new(RateLimit::OFF, Arc::clone(&taps));
-        let watched = frame(
-            HEADERS,
-            END_HEADERS | END_STREAM,
-            1,
-            &request_headers("GET", "/rooms/a/poll?wait=0"),
-        );
-        let other = frame(
-            HEADERS,
-            END_HEADERS | END_STREAM,
-            3,
-            &request_headers("GET", "/rooms/b/poll?wait=0"),
-        );
+        let watched = get(1, "/rooms/a/poll?wait=0");
+        let other = get(3, "/rooms/b/poll?wait=0");
         let mut client = PREFACE.to_vec();
         client.extend(&watched);
         client.extend(&other);
@@ -566,12 +551,7 @@ mod tests {
         let tap = taps.watch("a");
         let mut h2 = H2Streams::new(RateLimit::OFF, Arc::clone(&taps));
         let mut client = PREFACE.to_vec();
-        client.extend(frame(
-            HEADERS,
-            END_HEADERS | END_STREAM,
-            1,
-            &request_headers("GET", "/rooms/a/sse"),
-        ));
+        client.extend(get(1, "/rooms/a/sse"));
         h2.read(&client);
         h2.write(&frame(HEADERS, END_HEADERS, 1, &[0x88]));
         h2.write(&frame(DATA, 0, 1, b":\n\n"));
@@ -589,12 +569,7 @@ mod tests {
         let taps = Arc::new(WireTaps::default());
         let mut h2 = H2Streams::new(RateLimit::OFF, Arc::clone(&taps));
         let mut client = PREFACE.to_vec();
-        client.extend(frame(
-            HEADERS,
-            END_HEADERS | END_STREAM,
-            1,
-            &request_headers("GET", "/rooms/a/sse"),
-        ));
+        client.extend(get(1, "/rooms/a/sse"));
         h2.read(&client);
         let message = b"id: 1\ndata: {\"type\":\"message\"}\n\n";
         h2.write(&frame(DATA, 0, 1, message));
