@@ -1226,7 +1226,7 @@ function h2View(kind, sample, extra) {
   const carried = kind === 'ws' ? 'DATA payload: one WebSocket frame (header, then the message), as text'
     : kind === 'sse' ? 'DATA payload: the SSE event, no chunk framing (HTTP/2 frames the body itself)'
       : 'DATA payload: the response body';
-  const headersFrom = request.length ? `from ${request.length} B of HPACK` : 'when the stream began';
+  const headersFrom = request.length ? `from ${request.length} B of HPACK` : '(only :method and :path were kept)';
   return [
     el('div', { class: 'wire-col' },
       section(`HTTP/2 stream ${sample.stream}: its frames`, table),
@@ -1237,7 +1237,7 @@ function h2View(kind, sample, extra) {
     el('div', { class: 'wire-col' },
       section(`Server's frames (${response.length} B; 9-byte frame headers highlighted)`, hexDump(response, headerMarks(frames.response || []))),
       request.length ? section(`Request frames (${request.length} B)`, hexDump(request, headerMarks(frames.request || [])))
-        : el('p', { class: 'wire-hint' }, 'Request frames not captured: this stream began before capture was armed (its headers, decoded then, are listed).')),
+        : el('p', { class: 'wire-hint' }, 'Request frames not captured: this stream began before capture was armed.')),
   ];
 }
 

@@ -25,9 +25,10 @@
 //!
 //! A stream that began before the view was armed (the page's own SSE
 //! stream, open long before the presenter opens the panel) is captured
-//! from the first frame the server writes on it once its room is watched;
-//! its request's frames were not kept, so such a sample has the decoded
-//! request headers but no request bytes.
+//! from the first frame the server writes on it once its room is watched.
+//! Of its request only the `:path` was kept (moved out of the header list
+//! the HPACK decoder built anyway: no copy), so such a sample has no
+//! request bytes and shows `:method` and `:path` only.
 //!
 //! Cost: nothing is copied unless the wire view is armed and the stream's
 //! room is watched; each sample is bounded by [`MAX_CAPTURE`] bytes.
@@ -66,23 +67,35 @@ enum Shape {
     Ws,
 }
 
-/// Whether the wire view shows streams of `transport` with this request.
-pub(super) fn shown(transport: Transport, headers: &[(Vec<u8>, Vec<u8>)]) -> bool {
-    shape_of(transport, headers).is_some()
+/// The tap of the room in `path` (`/rooms/{room}/...`), if it is watched.
+fn watched(taps: &WireTaps, path: &[u8]) -> Option<Arc<RoomTap>> {
+    let path = std::str::from_utf8(path).ok()?;
+    let segment = path.strip_prefix("/rooms/")?.split(['/', '?']).next()?;
+    // As axum's `Path` reads it, so the name matches the room's.
+    let room = percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .ok()?;
+    taps.watching(&room)
 }
 
-fn shape_of(transport: Transport, headers: &[(Vec<u8>, Vec<u8>)]) -> Option<Shape> {
+/// Whether the wire view shows streams of `transport` with this request.
+pub(super) fn shown(transport: Transport, headers: &[(Vec<u8>, Vec<u8>)]) -> bool {
+    shape_of(transport, is_connect(headers)).is_some()
+}
+
+fn is_connect(headers: &[(Vec<u8>, Vec<u8>)]) -> bool {
+    headers
+        .iter()
+        .any(|(n, v)| n == b":method" && v == b"CONNECT")
+}
+
+/// What samples a stream makes; a WebSocket over HTTP/2 is an extended
+/// CONNECT (RFC 8441).
+fn shape_of(transport: Transport, connect: bool) -> Option<Shape> {
     match transport {
         Transport::LongPoll | Transport::Poll => Some(Shape::Poll(transport)),
         Transport::Sse => Some(Shape::Sse),
-        // A WebSocket over HTTP/2 is an extended CONNECT (RFC 8441).
-        Transport::Ws
-            if headers
-                .iter()
-                .any(|(n, v)| n == b":method" && v == b"CONNECT") =>
-        {
-            Some(Shape::Ws)
-        }
+        Transport::Ws if connect => Some(Shape::Ws),
         _ => None,
     }
 }
@@ -105,9 +118,8 @@ pub(super) struct StreamCapture {
 
 impl StreamCapture {
     /// A capture for the request on `stream` whose header list is
-    /// `headers` and whose HEADERS frames were `request` (empty when the
-    /// stream began before the view was armed), if the wire view watches
-    /// its room and shows its transport.
+    /// `headers` and whose HEADERS frames were `request`, if the wire view
+    /// watches its room and shows its transport.
     pub fn start(
         taps: &WireTaps,
         stream: u32,
@@ -115,33 +127,57 @@ impl StreamCapture {
         headers: &[(Vec<u8>, Vec<u8>)],
         request: Vec<u8>,
     ) -> Option<Box<Self>> {
-        let find = |name: &[u8]| {
-            headers
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.as_slice())
-        };
-        let shape = shape_of(transport, headers)?;
-        let path = std::str::from_utf8(find(b":path")?).ok()?;
-        let segment = path.strip_prefix("/rooms/")?.split(['/', '?']).next()?;
-        // As axum's `Path` reads it, so the name matches the room's.
-        let room = percent_encoding::percent_decode_str(segment)
-            .decode_utf8()
-            .ok()?;
-        let tap = taps.watching(&room)?;
+        let shape = shape_of(transport, is_connect(headers))?;
+        let path = headers.iter().find(|(n, _)| n == b":path")?;
+        let tap = watched(taps, &path.1)?;
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        Some(Box::new(Self {
+        let headers = headers.iter().map(|(n, v)| (text(n), text(v))).collect();
+        Some(Self::new(tap, shape, stream, request, headers))
+    }
+
+    /// A capture for a stream that began before the view was armed, of
+    /// whose request only the `:path` was kept (and the method follows
+    /// from the transport: the view shows GETs, and WebSockets' CONNECT).
+    pub fn start_late(
+        taps: &WireTaps,
+        stream: u32,
+        transport: Transport,
+        path: &[u8],
+    ) -> Option<Box<Self>> {
+        let tap = watched(taps, path)?;
+        // Only streams the view shows are kept for later: a WebSocket one
+        // was a CONNECT.
+        let shape = shape_of(transport, true)?;
+        let method = if shape == Shape::Ws { "CONNECT" } else { "GET" };
+        let headers = vec![
+            (":method".to_owned(), method.to_owned()),
+            (
+                ":path".to_owned(),
+                String::from_utf8_lossy(path).into_owned(),
+            ),
+        ];
+        Some(Self::new(tap, shape, stream, Vec::new(), headers))
+    }
+
+    fn new(
+        tap: Arc<RoomTap>,
+        shape: Shape,
+        stream: u32,
+        request: Vec<u8>,
+        request_headers: Vec<(String, String)>,
+    ) -> Box<Self> {
+        Box::new(Self {
             tap,
             shape,
             request: Bytes::from(request),
             detail: H2Detail {
                 stream,
-                request_headers: headers.iter().map(|(n, v)| (text(n), text(v))).collect(),
+                request_headers: request_headers.into(),
             },
             response: Vec::new(),
             carried_message: false,
             answered: false,
-        }))
+        })
     }
 
     /// A frame the server wrote on this stream, with its payload (up to
