@@ -32,7 +32,8 @@
 //! watches, that costs one relaxed load per request header block and one
 //! branch per frame.
 
-use super::h2_capture::{append_capped, shown, StreamCapture, MAX_CAPTURE};
+use super::capture::MAX_CAPTURE;
+use super::h2_capture::{append_capped, shown, StreamCapture};
 use super::h2_frames::{
     header_fragment, FrameHead, FrameReader, FrameSink, CONTINUATION, DATA, END_HEADERS,
     END_STREAM, FRAME_HEADER, HEADERS, MAX_KEPT, RST_STREAM,
@@ -588,5 +589,24 @@ mod tests {
             json["sse"]["request_headers"],
             serde_json::json!([[":method", "GET"], [":path", "/rooms/a/sse"]])
         );
+    }
+
+    #[test]
+    fn a_sample_keeps_at_most_max_capture_bytes() {
+        let taps = Arc::new(WireTaps::default());
+        let tap = taps.watch("a");
+        let mut h2 = H2Streams::new(RateLimit::OFF, Arc::clone(&taps));
+        let mut client = PREFACE.to_vec();
+        client.extend(get(1, "/rooms/a/poll?wait=0"));
+        h2.read(&client);
+        let mut body = br#"{"messages":[{"type":"message","text":""#.to_vec();
+        body.resize(MAX_CAPTURE * 2, b'x');
+        h2.write(&frame(HEADERS, END_HEADERS, 1, &[0x88]));
+        h2.write(&frame(DATA, END_STREAM, 1, &body));
+        let json = tap.to_json("a");
+        assert_eq!(json["poll"]["response_len"], MAX_CAPTURE);
+        let data = &json["poll"]["frames"]["response"][1];
+        assert_eq!(data["length"], body.len());
+        assert_eq!(data["payload_len"], MAX_CAPTURE - 9 - 10);
     }
 }

@@ -33,14 +33,12 @@
 //! Cost: nothing is copied unless the wire view is armed and the stream's
 //! room is watched; each sample is bounded by [`MAX_CAPTURE`] bytes.
 
+use super::capture::MAX_CAPTURE;
 use super::h2_frames::{FrameHead, DATA, END_HEADERS, HEADERS, RST_STREAM};
 use crate::message::Transport;
 use crate::wire_view::{H2Detail, RoomTap, WireTaps};
 use bytes::Bytes;
 use std::sync::Arc;
-
-/// The most bytes one sample keeps of each direction.
-pub(super) const MAX_CAPTURE: usize = 16 * 1024;
 
 /// The start of every chat message's JSON (see the module's header).
 const MESSAGE: &[u8] = br#"{"type":"message""#;
