@@ -14,6 +14,10 @@
 //!   them against the bytes a raw TCP client received.
 //! - Poll responses and the WebSocket handshake are captured on the socket
 //!   itself by [`crate::conn::ConnWire`], since hyper writes their heads.
+//! - Over HTTP/2 nothing is rebuilt: the connection's frame reader
+//!   (`conn/h2_capture.rs`) copies the watched streams' frames as they are
+//!   written, decrypted, 9-byte headers included. Such a sample says
+//!   `"http": "h2"` and lists its frames (see [`h2_frames`]).
 //!
 //! Taps are keyed by room names that clients choose, so they are bounded
 //! like everything clients make grow: at most [`MAX_TAPS`], the least
@@ -124,15 +128,57 @@ pub struct Sample {
     pub request: Option<Bytes>,
     /// What the server wrote.
     pub response: Bytes,
+    /// Set when the bytes are HTTP/2 frames.
+    pub h2: Option<H2Detail>,
 }
+
+/// What an HTTP/2 sample adds to its bytes.
+#[derive(Debug, Clone)]
+pub struct H2Detail {
+    pub stream: u32,
+    /// The request's header list, as the server's HPACK decoder read it.
+    pub request_headers: Arc<[(String, String)]>,
+}
+
+/// What the page says of an HTTP/2 sample's bytes.
+const H2_TLS_NOTE: &str = "These are the decrypted HTTP/2 frames of one stream, each a 9-byte \
+header (length, type, flags, stream id) and its payload. On the wire they travel inside TLS \
+records: a 5-byte record header, then under TLS 1.3 the encrypted frames, 1 byte of content \
+type and a 16-byte AEAD tag. /stats counts the records' bytes under `connection`.";
+
+/// Why a response's header block is shown as bytes only.
+const H2_RESPONSE_HEADERS_NOTE: &str = "The response's HEADERS payload is HPACK, encoded \
+against the dynamic table the server's encoder has built since the connection began: \
+decoding it means following every response on every connection, so it is shown as bytes.";
 
 impl RoomTap {
     pub fn store(&self, kind: &'static str, request: Option<Bytes>, response: Bytes) {
-        let sample = Sample {
-            at: now_millis(),
-            request,
-            response,
-        };
+        self.keep(
+            kind,
+            Sample {
+                at: now_millis(),
+                request,
+                response,
+                h2: None,
+            },
+        );
+    }
+
+    /// Stores HTTP/2 frames: the request's HEADERS frames and the server's
+    /// frames of the same stream.
+    pub fn store_h2(&self, kind: &'static str, request: Bytes, response: Bytes, h2: H2Detail) {
+        self.keep(
+            kind,
+            Sample {
+                at: now_millis(),
+                request: Some(request),
+                response,
+                h2: Some(h2),
+            },
+        );
+    }
+
+    fn keep(&self, kind: &'static str, sample: Sample) {
         self.samples
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -166,6 +212,21 @@ impl RoomTap {
                 v["request_hex"] = hex(request).into();
                 v["request_len"] = request.len().into();
             }
+            if let Some(h2) = &sample.h2 {
+                v["http"] = "h2".into();
+                v["tls"] = true.into();
+                v["tls_note"] = H2_TLS_NOTE.into();
+                v["stream"] = h2.stream.into();
+                v["request_headers"] = serde_json::to_value(&*h2.request_headers).unwrap();
+                v["frames"] = serde_json::json!({
+                    "request": h2_frames(sample.request.as_deref().unwrap_or_default()),
+                    "response": h2_frames(&sample.response),
+                });
+                v["response_headers_note"] = H2_RESPONSE_HEADERS_NOTE.into();
+                out[kind] = v;
+                continue;
+            }
+            v["http"] = "http/1.1".into();
             match kind {
                 "ws" => v["frame"] = serde_json::to_value(decode_frame(&sample.response)).unwrap(),
                 "handshake" => {
@@ -255,6 +316,82 @@ pub fn decode_frame(frame: &[u8]) -> Option<FrameHeader> {
         header_len,
         header_hex: hex(frame.get(..header_len)?),
     })
+}
+
+/// One HTTP/2 frame of a sample, its 9-byte header decoded (RFC 9113
+/// section 4.1).
+#[derive(Debug, Serialize)]
+pub struct H2Frame {
+    /// Where the frame starts in the sample's bytes.
+    pub offset: usize,
+    #[serde(rename = "type")]
+    pub type_name: &'static str,
+    pub type_byte: u8,
+    pub flags: u8,
+    pub flag_names: Vec<&'static str>,
+    pub stream: u32,
+    /// The header's length field: the payload's size.
+    pub length: usize,
+    pub header_hex: String,
+    /// Payload bytes present in the sample (less than `length` only where
+    /// the sample was cut at its size bound).
+    pub payload_len: usize,
+}
+
+/// The frames in `bytes`, which hold whole frames back to back (the last
+/// one possibly cut short).
+pub fn h2_frames(bytes: &[u8]) -> Vec<H2Frame> {
+    let mut frames = Vec::new();
+    let mut offset = 0;
+    while let Some(h) = bytes.get(offset..offset + 9) {
+        let length = usize::from(h[0]) << 16 | usize::from(h[1]) << 8 | usize::from(h[2]);
+        let (type_byte, flags) = (h[3], h[4]);
+        let payload_len = length.min(bytes.len() - offset - 9);
+        let type_name = match type_byte {
+            0x0 => "DATA",
+            0x1 => "HEADERS",
+            0x2 => "PRIORITY",
+            0x3 => "RST_STREAM",
+            0x4 => "SETTINGS",
+            0x5 => "PUSH_PROMISE",
+            0x6 => "PING",
+            0x7 => "GOAWAY",
+            0x8 => "WINDOW_UPDATE",
+            0x9 => "CONTINUATION",
+            _ => "unknown",
+        };
+        // Flag bits mean different things per frame type.
+        let known: &[(u8, &str)] = match type_byte {
+            0x0 => &[(0x1, "END_STREAM"), (0x8, "PADDED")],
+            0x1 => &[
+                (0x1, "END_STREAM"),
+                (0x4, "END_HEADERS"),
+                (0x8, "PADDED"),
+                (0x20, "PRIORITY"),
+            ],
+            0x4 | 0x6 => &[(0x1, "ACK")],
+            0x5 => &[(0x4, "END_HEADERS"), (0x8, "PADDED")],
+            0x9 => &[(0x4, "END_HEADERS")],
+            _ => &[],
+        };
+        frames.push(H2Frame {
+            offset,
+            type_name,
+            type_byte,
+            flags,
+            flag_names: known
+                .iter()
+                .filter(|(bit, _)| flags & bit != 0)
+                .map(|(_, name)| *name)
+                .collect(),
+            stream: u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff,
+            length,
+            header_hex: hex(h),
+            payload_len,
+        });
+        offset += 9 + payload_len;
+    }
+    frames
 }
 
 /// `Sec-WebSocket-Key` from the request, `Sec-WebSocket-Accept` from the

@@ -52,9 +52,12 @@
  *                            data-state armed | unreachable | loading
  *   #wire-send               button: POSTs a test message to the room
  *   #wire-tls                under HTTPS: what the capture shows (decrypted
- *                            HTTP/1.1) and that HTTP/2 is not captured;
+ *                            HTTP/1.1, or decrypted HTTP/2 frames) and that
+ *                            TLS records carry them on the wire;
  *                            data-h2 "yes" | "no"
- *   #wire-body               data-sample "yes" | "none"; inside it:
+ *   #wire-body               data-sample "yes" | "none"; data-http "h2" |
+ *                            "http/1.1" (the sample's, when there is one);
+ *                            inside it:
  *     .wire-empty            shown when no sample exists for the view yet
  *     .hexdump[data-len]     xxd-style dump, .hexline per 16 bytes, .off
  *                            offset; .hl = framing/headers, .hl2 = other
@@ -64,6 +67,11 @@
  *     .wiretext .eol         a visible \r\n / \n marker in HTTP text
  *     .accept[data-match]    handshake: Sec-WebSocket-Accept worked out;
  *                            .check is ✓ when computed == accept
+ *     .h2-frames             an HTTP/2 sample's frames: one tr per frame
+ *                            with data-dir request|response, data-type
+ *                            (DATA, HEADERS, ...), data-stream, data-length
+ *     .h2-headers            an HTTP/2 sample's request headers, decoded
+ *                            (tr per header, td.name and td.value)
  *     #wire-handshake        button (handshake view): opens a throwaway
  *                            WebSocket so a handshake gets captured
  *   [data-pane="single"]     the single-mode pane; its data-transport says
@@ -1181,6 +1189,58 @@ const WIRE_VIEWS = {
   },
 };
 
+// An HTTP/2 sample (any view): the stream's frames as the server read and
+// wrote them, decrypted. Each frame is a 9-byte header (24-bit length,
+// type, flags, 31-bit stream id) and its payload; the request's header
+// block is HPACK, decoded by the server and listed here, the response's is
+// shown as bytes (sample.response_headers_note says why).
+function h2View(kind, sample, extra) {
+  const response = hexToBytes(sample.response_hex);
+  const request = hexToBytes(sample.request_hex);
+  const frames = sample.frames || { request: [], response: [] };
+  const headerMarks = (list) => list.map((f) => [f.offset, f.offset + 9, 'hl']);
+  const flags = (f) => `0x${f.flags.toString(16).padStart(2, '0')}${f.flag_names.length ? ` ${f.flag_names.join(' ')}` : ''}`;
+  const rows = [];
+  for (const dir of ['request', 'response']) {
+    for (const f of frames[dir] || []) {
+      rows.push(el('tr', { 'data-dir': dir, 'data-type': f.type, 'data-stream': f.stream, 'data-length': f.length, title: `9-byte header: ${f.header_hex}` },
+        el('td', { title: dir === 'request' ? 'browser to server' : 'server to browser' }, dir === 'request' ? '↑' : '↓'),
+        el('td', {}, `${f.type} 0x${f.type_byte.toString(16)}`),
+        el('td', {}, flags(f)),
+        el('td', {}, String(f.stream)),
+        el('td', {}, `${f.length} B`)));
+    }
+  }
+  const table = el('table', { class: 'h2-frames' },
+    el('thead', {}, el('tr', {}, ...['', 'type', 'flags', 'stream', 'length'].map((h) => el('th', {}, h)))),
+    el('tbody', {}, ...rows));
+  const headers = el('table', { class: 'h2-headers' },
+    el('tbody', {}, ...(sample.request_headers || []).map(([name, value]) =>
+      el('tr', {}, el('td', { class: 'name' }, name), el('td', { class: 'value' }, value)))));
+  // What the DATA frames carry: an SSE event, a WebSocket frame (first
+  // byte 0x81: FIN + text) or a poll's JSON body, as text.
+  const decoder = new TextDecoder();
+  const payload = (frames.response || []).filter((f) => f.type === 'DATA')
+    .map((f) => decoder.decode(response.slice(f.offset + 9, f.offset + 9 + f.payload_len))).join('');
+  const responseHeaders = (frames.response || []).some((f) => f.type === 'HEADERS');
+  const carried = kind === 'ws' ? 'DATA payload: one WebSocket frame (header, then the message), as text'
+    : kind === 'sse' ? 'DATA payload: the SSE event, no chunk framing (HTTP/2 frames the body itself)'
+      : 'DATA payload: the response body';
+  const headersFrom = request.length ? `from ${request.length} B of HPACK` : '(only :method and :path were kept)';
+  return [
+    el('div', { class: 'wire-col' },
+      section(`HTTP/2 stream ${sample.stream}: its frames`, table),
+      responseHeaders ? el('p', { class: 'wire-why' }, sample.response_headers_note || '') : null,
+      payload ? section(carried, visibleText(payload, 'wiretext payload')) : null,
+      section(`Request headers, decoded ${headersFrom}`, headers),
+      extra),
+    el('div', { class: 'wire-col' },
+      section(`Server's frames (${response.length} B; 9-byte frame headers highlighted)`, hexDump(response, headerMarks(frames.response || []))),
+      request.length ? section(`Request frames (${request.length} B)`, hexDump(request, headerMarks(frames.request || [])))
+        : el('p', { class: 'wire-hint' }, 'Request frames not captured: this stream began before capture was armed.')),
+  ];
+}
+
 // A whole poll: the request and the HTTP response, head and body.
 function httpExchange(sample) {
   const response = hexToBytes(sample.response_hex);
@@ -1212,9 +1272,9 @@ function startWirePanel(page) {
   let last = null;          // the last /wire answer
   let drawn = '';           // what the body shows now: room, transport and sample time
 
-  // Under HTTPS the capture is of the decrypted bytes, above TLS; and it
-  // is of HTTP/1.1 connections only: the capture of HTTP/2 frames is not
-  // built. Said here rather than showing nothing, or something else.
+  // Under HTTPS the capture is of the decrypted bytes, above TLS: said
+  // here, with what TLS adds on the wire, rather than left for the reader
+  // to assume the dump is what crossed the socket.
   function explainTls() {
     const note = $('#wire-tls');
     note.hidden = location.protocol !== 'https:';
@@ -1222,10 +1282,9 @@ function startWirePanel(page) {
     const h2 = pageProtocol() === 'h2';
     note.dataset.h2 = h2 ? 'yes' : 'no';
     note.textContent = h2
-      ? 'This page runs over HTTP/2, and the server captures HTTP/1.1 connections only: '
-        + 'the capture of HTTP/2 frames (a delivery is a DATA frame, 9-byte header: length, type 0x0, flags, stream id, '
-        + 'inside TLS records) is not built yet. Samples appear here only from HTTP/1.1 clients in this room; '
-        + 'start the server with --tls --http1-only, or without --tls, to see this page\'s own bytes.'
+      ? 'HTTPS over HTTP/2: these are the decrypted HTTP/2 frames of one stream (each a 9-byte header: length, type, '
+        + 'flags, stream id; then its payload). On the wire each is inside TLS records (5-byte record header, '
+        + '16-byte AEAD tag, 1 byte of content type under TLS 1.3): /stats counts those under "connection".'
       : 'HTTPS: these are the decrypted HTTP/1.1 bytes. On the wire each write is a TLS record around them '
         + '(5-byte header, 16-byte tag, 1 byte of content type): /stats counts those under "connection".';
   }
@@ -1277,6 +1336,7 @@ function startWirePanel(page) {
       : null;
     if (!sample) {
       body.dataset.sample = 'none';
+      delete body.dataset.http;
       const why = kind === 'handshake'
         ? [extra]
         : [`No ${LABELS[kind]} delivery captured yet in this room. Capture starts when this panel opens: `,
@@ -1286,7 +1346,9 @@ function startWirePanel(page) {
       return;
     }
     body.dataset.sample = 'yes';
-    body.replaceChildren(...WIRE_VIEWS[kind](sample, extra).filter(Boolean));
+    body.dataset.http = sample.http || 'http/1.1';
+    const view = sample.http === 'h2' ? h2View(kind, sample, extra) : WIRE_VIEWS[kind](sample, extra);
+    body.replaceChildren(...view.filter(Boolean));
   }
 
   // A WebSocket that opens, gets its hello and closes: its handshake is the

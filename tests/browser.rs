@@ -612,14 +612,35 @@ async fn eight_sse_streams_all_run_on_one_http2_connection() {
             "the page to say no connection limit applies",
         )
         .await;
-    // The wire view does not capture HTTP/2 yet, and says so.
+    // The wire view shows an SSE delivery as the stream's HTTP/2 DATA
+    // frame, decrypted, and says TLS records carry it on the wire.
     page.browser.click("#wire-toggle").await;
     page.browser
         .wait_for(
-            "!document.querySelector('#wire-tls').hidden && document.querySelector('#wire-tls').dataset.h2 === 'yes'",
-            "the wire panel to say HTTP/2 is not captured",
+            "!document.querySelector('#wire-tls').hidden && document.querySelector('#wire-tls').dataset.h2 === 'yes'
+             && document.querySelector('#wire-tls').textContent.includes('decrypted HTTP/2 frames')
+             && document.querySelector('#wire-status').dataset.state === 'armed'",
+            "the wire panel armed, saying it shows decrypted HTTP/2 frames",
         )
         .await;
+    page.browser.choose("#wire-transport", "sse").await;
+    server
+        .target(room)
+        .send(&draft("bob", "framed for the panel"))
+        .await
+        .unwrap();
+    page.browser
+        .wait_for(
+            "(() => {
+               const body = document.querySelector('#wire-body');
+               return body.dataset.http === 'h2'
+                 && body.querySelector('.h2-frames tr[data-dir=\"response\"][data-type=\"DATA\"]') !== null
+                 && body.querySelector('.payload')?.textContent.includes('framed for the panel');
+             })()",
+            "the SSE delivery shown as an HTTP/2 DATA frame",
+        )
+        .await;
+    screenshot(&page, "wire-h2.png").await;
     // The server saw the same: eight SSE requests, one connection.
     let sse = &server.stats().await["transports"]["sse"];
     assert_eq!(

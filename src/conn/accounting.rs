@@ -88,6 +88,8 @@ impl ConnWire {
         protocol: Protocol,
     ) -> Self {
         let resets = slot.limits().h2_reset_rate;
+        let h2 = (protocol == Protocol::Http2Tls)
+            .then(|| Mutex::new(H2Streams::new(resets, Arc::clone(&taps))));
         Self {
             stats,
             taps,
@@ -98,7 +100,7 @@ impl ConnWire {
             capture: Capture::default(),
             websocket: AtomicBool::new(false),
             tls: protocol != Protocol::Http1,
-            h2: (protocol == Protocol::Http2Tls).then(|| Mutex::new(H2Streams::new(resets))),
+            h2,
             h2_served: AtomicU8::new(0),
         }
     }
@@ -141,7 +143,11 @@ impl ConnWire {
 
     /// Captures the response this request is about to get, with the
     /// request's head, for the wire view (see `capture.rs`).
+    /// HTTP/2 streams are captured frame by frame instead (`h2_capture.rs`).
     pub fn capture_exchange(&self, done: impl FnOnce(Bytes, Bytes) + Send + 'static) {
+        if self.is_h2() {
+            return;
+        }
         self.capture.exchange(done);
     }
 

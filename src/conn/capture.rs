@@ -10,8 +10,9 @@ use bytes::Bytes;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
 
-/// The most of a request head or a response the wire view keeps.
-const MAX_CAPTURE: usize = 16 * 1024;
+/// The most of a request head or a response the wire view keeps (and, over
+/// HTTP/2, of a sample's frames each way).
+pub(super) const MAX_CAPTURE: usize = 16 * 1024;
 
 /// One connection's capture state.
 #[derive(Debug, Default)]

@@ -26,125 +26,58 @@
 //! It also counts the client's RST_STREAM frames against a budget (the
 //! HTTP/2 "rapid reset" attack opens and cancels streams in a loop, each
 //! costing the server a dispatched request): a client over it is cut off.
+//!
+//! While the wire view watches a room, the streams of that room's requests
+//! are also copied frame by frame for it (`h2_capture.rs`). While nobody
+//! watches, that costs one relaxed load per request header block and one
+//! branch per frame.
 
+use super::capture::MAX_CAPTURE;
+use super::h2_capture::{append_capped, shown, StreamCapture};
+use super::h2_frames::{
+    header_fragment, FrameHead, FrameReader, FrameSink, CONTINUATION, DATA, END_HEADERS,
+    END_STREAM, FRAME_HEADER, HEADERS, MAX_KEPT, RST_STREAM,
+};
 use crate::config::RateLimit;
 use crate::message::Transport;
 use crate::ratelimit::TokenBucket;
+use crate::wire_view::WireTaps;
 use std::collections::HashMap;
+use std::sync::Arc;
 
-/// What a client sends first: `PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`.
-pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-const FRAME_HEADER: usize = 9;
-
-const DATA: u8 = 0x0;
-const HEADERS: u8 = 0x1;
-const RST_STREAM: u8 = 0x3;
-const CONTINUATION: u8 = 0x9;
-const END_STREAM: u8 = 0x1;
-const END_HEADERS: u8 = 0x4;
-const PADDED: u8 = 0x8;
-const PRIORITY: u8 = 0x20;
+pub use super::h2_frames::PREFACE;
 
 /// The most header-block bytes kept for decoding; hyper refuses larger
 /// header lists anyway. Beyond it the decoder's table can no longer be
 /// followed, and later streams are charged to `other`.
-const MAX_HEADER_BLOCK: usize = 64 * 1024;
+const MAX_HEADER_BLOCK: usize = MAX_KEPT;
 /// Streams remembered at most: far above the concurrent-stream limit, a
 /// bound for a client whose streams never finish.
 const MAX_TRACKED_STREAMS: usize = 4096;
 
-/// A frame's 9-byte header, decoded.
-#[derive(Debug, Clone, Copy)]
-struct FrameHead {
-    len: usize,
-    kind: u8,
-    flags: u8,
-    stream: u32,
-}
-
-/// Splits one direction of a connection into frames, whatever the reads
-/// or writes cut it into.
-#[derive(Debug)]
-struct FrameReader {
-    preface_left: usize,
-    head: [u8; FRAME_HEADER],
-    head_len: usize,
-    frame: Option<FrameHead>,
-    payload_left: usize,
-    /// The current frame's payload, kept only for frames that need it.
-    payload: Vec<u8>,
-}
-
-impl FrameReader {
-    fn new(preface: usize) -> Self {
-        Self {
-            preface_left: preface,
-            head: [0; FRAME_HEADER],
-            head_len: 0,
-            frame: None,
-            payload_left: 0,
-            payload: Vec::new(),
-        }
-    }
-
-    /// Feeds `data`; calls `done` with each frame completed in it, with its
-    /// payload when `keep` asks for it.
-    fn feed(
-        &mut self,
-        mut data: &[u8],
-        keep: impl Fn(&FrameHead) -> bool,
-        mut done: impl FnMut(FrameHead, &[u8]),
-    ) {
-        let skip = self.preface_left.min(data.len());
-        self.preface_left -= skip;
-        data = &data[skip..];
-        while !data.is_empty() {
-            let Some(frame) = self.frame else {
-                let take = (FRAME_HEADER - self.head_len).min(data.len());
-                self.head[self.head_len..self.head_len + take].copy_from_slice(&data[..take]);
-                self.head_len += take;
-                data = &data[take..];
-                if self.head_len == FRAME_HEADER {
-                    let h = &self.head;
-                    let frame = FrameHead {
-                        len: usize::from(h[0]) << 16 | usize::from(h[1]) << 8 | usize::from(h[2]),
-                        kind: h[3],
-                        flags: h[4],
-                        stream: u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff,
-                    };
-                    self.head_len = 0;
-                    self.frame = Some(frame);
-                    self.payload_left = frame.len;
-                    self.payload.clear();
-                    if frame.len == 0 {
-                        self.frame = None;
-                        done(frame, &[]);
-                    }
-                }
-                continue;
-            };
-            let take = self.payload_left.min(data.len());
-            if keep(&frame) && self.payload.len() + take <= MAX_HEADER_BLOCK {
-                self.payload.extend_from_slice(&data[..take]);
-            }
-            self.payload_left -= take;
-            data = &data[take..];
-            if self.payload_left == 0 {
-                self.frame = None;
-                done(frame, &self.payload);
-            }
-        }
-    }
-}
-
 /// Bytes to charge: `(transport, bytes)`.
 pub type Charges = Vec<(Transport, u64)>;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 struct StreamState {
     transport: Transport,
     client_done: bool,
     server_done: bool,
+    /// What the wire view has of this stream.
+    watch: Watch,
+}
+
+/// A stream in the wire view's eyes.
+#[derive(Debug)]
+enum Watch {
+    /// Not a stream the view shows.
+    No,
+    /// A stream the view shows, in a room nobody watched when it began:
+    /// its `:path`, kept while it runs in case its room becomes watched
+    /// (moved out of the decoded header list: no allocation of its own).
+    Could(Vec<u8>),
+    /// A stream of a watched room, being copied.
+    Captured(Box<StreamCapture>),
 }
 
 /// The HTTP/2 side of one connection's accounting.
@@ -158,6 +91,14 @@ pub struct H2Streams {
     /// A header block being gathered across HEADERS and CONTINUATION.
     block: Vec<u8>,
     block_bytes: u64,
+    /// The wire view's taps: asked when a header block begins.
+    taps: Arc<WireTaps>,
+    /// The frames of the header block being gathered, as read: kept only
+    /// when the wire view was armed as it began (`None` otherwise).
+    block_frames: Option<Vec<u8>>,
+    /// Streams with a capture: while 0, the server's frames are only
+    /// counted.
+    captured: usize,
     resets: Option<TokenBucket>,
     /// The client went over its reset budget.
     pub flooded: bool,
@@ -170,14 +111,47 @@ impl std::fmt::Debug for H2Streams {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("H2Streams")
             .field("streams", &self.streams.len())
+            .field("captured", &self.captured)
             .field("lost", &self.lost)
             .field("flooded", &self.flooded)
             .finish_non_exhaustive()
     }
 }
 
+/// The client's frames, and what they cost.
+struct FromClient<'a> {
+    h2: &'a mut H2Streams,
+    charges: &'a mut Charges,
+}
+
+impl FrameSink for FromClient<'_> {
+    fn keep(&mut self, frame: &FrameHead) -> bool {
+        matches!(frame.kind, HEADERS | CONTINUATION)
+    }
+
+    fn frame(&mut self, frame: FrameHead, payload: &[u8]) {
+        self.h2.client_frame(frame, payload, self.charges);
+    }
+}
+
+/// The server's frames, and what they cost.
+struct FromServer<'a> {
+    h2: &'a mut H2Streams,
+    charges: &'a mut Charges,
+}
+
+impl FrameSink for FromServer<'_> {
+    fn keep(&mut self, frame: &FrameHead) -> bool {
+        self.h2.captures(frame.stream)
+    }
+
+    fn frame(&mut self, frame: FrameHead, payload: &[u8]) {
+        self.h2.server_frame(frame, payload, self.charges);
+    }
+}
+
 impl H2Streams {
-    pub fn new(resets: RateLimit) -> Self {
+    pub fn new(resets: RateLimit, taps: Arc<WireTaps>) -> Self {
         Self {
             from_client: FrameReader::new(PREFACE.len()),
             from_server: FrameReader::new(0),
@@ -186,6 +160,9 @@ impl H2Streams {
             streams: HashMap::new(),
             block: Vec::new(),
             block_bytes: 0,
+            taps,
+            block_frames: None,
+            captured: 0,
             resets: TokenBucket::new(resets),
             flooded: false,
             idle_since: Some(std::time::Instant::now()),
@@ -197,12 +174,37 @@ impl H2Streams {
         self.idle_since.map(|since| since.elapsed())
     }
 
-    /// Notes the moment the last open stream is forgotten.
+    /// Forgets a stream; notes the moment the last open one is gone.
     fn forget(&mut self, stream: u32) {
-        self.streams.remove(&stream);
+        if let Some(s) = self.streams.remove(&stream) {
+            if matches!(s.watch, Watch::Captured(_)) {
+                self.captured -= 1;
+            }
+        }
         if self.streams.is_empty() && self.idle_since.is_none() {
             self.idle_since = Some(std::time::Instant::now());
         }
+    }
+
+    /// Whether the server's frames on `stream` are copied for the wire
+    /// view. While nothing is watched: one branch and one relaxed load per
+    /// frame. While the view is armed, a stream that began before is
+    /// captured from here on if its room is watched now.
+    fn captures(&mut self, stream: u32) -> bool {
+        if self.captured == 0 && !self.taps.armed() {
+            return false;
+        }
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return false;
+        };
+        if let Watch::Could(path) = &s.watch {
+            if let Some(capture) = StreamCapture::start_late(&self.taps, stream, s.transport, path)
+            {
+                s.watch = Watch::Captured(capture);
+                self.captured += 1;
+            }
+        }
+        matches!(s.watch, Watch::Captured(_))
     }
 
     /// Bytes the client sent; returns what to charge to which transport.
@@ -211,8 +213,10 @@ impl H2Streams {
         let mut reader = std::mem::replace(&mut self.from_client, FrameReader::new(0));
         reader.feed(
             data,
-            |f| matches!(f.kind, HEADERS | CONTINUATION),
-            |frame, payload| self.client_frame(frame, payload, &mut charges),
+            &mut FromClient {
+                h2: self,
+                charges: &mut charges,
+            },
         );
         self.from_client = reader;
         charges
@@ -224,24 +228,30 @@ impl H2Streams {
         let mut reader = std::mem::replace(&mut self.from_server, FrameReader::new(0));
         reader.feed(
             data,
-            |_| false,
-            |frame, _| {
-                let size = (FRAME_HEADER + frame.len) as u64;
-                if let Some(s) = self.streams.get_mut(&frame.stream) {
-                    charges.push((s.transport, size));
-                    let ends =
-                        matches!(frame.kind, DATA | HEADERS) && frame.flags & END_STREAM != 0;
-                    if frame.kind == RST_STREAM || ends {
-                        s.server_done = true;
-                    }
-                    if frame.kind == RST_STREAM || (s.client_done && s.server_done) {
-                        self.forget(frame.stream);
-                    }
-                }
+            &mut FromServer {
+                h2: self,
+                charges: &mut charges,
             },
         );
         self.from_server = reader;
         charges
+    }
+
+    fn server_frame(&mut self, frame: FrameHead, payload: &[u8], charges: &mut Charges) {
+        let size = (FRAME_HEADER + frame.len) as u64;
+        let Some(s) = self.streams.get_mut(&frame.stream) else {
+            return;
+        };
+        charges.push((s.transport, size));
+        if let Watch::Captured(capture) = &mut s.watch {
+            capture.server_frame(&frame, payload);
+        }
+        if frame.kind == RST_STREAM || frame.ends_stream() {
+            s.server_done = true;
+        }
+        if frame.kind == RST_STREAM || (s.client_done && s.server_done) {
+            self.forget(frame.stream);
+        }
     }
 
     fn client_frame(&mut self, frame: FrameHead, payload: &[u8], charges: &mut Charges) {
@@ -249,6 +259,9 @@ impl H2Streams {
         match frame.kind {
             HEADERS | CONTINUATION => {
                 let fragment = if frame.kind == HEADERS {
+                    if self.taps.armed() {
+                        self.block_frames = Some(Vec::new());
+                    }
                     header_fragment(&frame, payload)
                 } else {
                     Some(payload)
@@ -256,6 +269,10 @@ impl H2Streams {
                 match fragment {
                     Some(f) if frame.len <= MAX_HEADER_BLOCK => self.block.extend_from_slice(f),
                     _ => self.lost = true,
+                }
+                if let Some(frames) = self.block_frames.as_mut() {
+                    append_capped(frames, &frame.raw);
+                    append_capped(frames, payload);
                 }
                 self.block_bytes += size;
                 if frame.flags & END_HEADERS != 0 {
@@ -290,10 +307,15 @@ impl H2Streams {
     /// the decoder's table in step) and learn the stream's transport.
     fn end_of_block(&mut self, stream: u32) -> Transport {
         let block = std::mem::take(&mut self.block);
+        let frames = self.block_frames.take();
         let mut transport = Transport::Other;
+        let mut headers = Vec::new();
         if !self.lost {
             match self.decoder.decode(&block) {
-                Ok(headers) => transport = classify_headers(&headers),
+                Ok(decoded) => {
+                    transport = classify_headers(&decoded);
+                    headers = decoded;
+                }
                 Err(_) => self.lost = true,
             }
         }
@@ -304,9 +326,25 @@ impl H2Streams {
         if self.streams.len() >= MAX_TRACKED_STREAMS {
             // The oldest stream (lowest id) is forgotten first.
             if let Some(&oldest) = self.streams.keys().min() {
-                self.streams.remove(&oldest);
+                self.forget(oldest);
             }
         }
+        // Only a block that began while the view was armed kept its frames;
+        // a larger one than a sample holds is not shown cut.
+        let capture = frames
+            .filter(|f| f.len() < MAX_CAPTURE)
+            .and_then(|f| StreamCapture::start(&self.taps, stream, transport, &headers, f));
+        let watch = match capture {
+            Some(capture) => {
+                self.captured += 1;
+                Watch::Captured(capture)
+            }
+            None if shown(transport, &headers) => headers
+                .into_iter()
+                .find(|(n, _)| n == b":path")
+                .map_or(Watch::No, |(_, path)| Watch::Could(path)),
+            None => Watch::No,
+        };
         self.idle_since = None;
         self.streams.insert(
             stream,
@@ -314,26 +352,11 @@ impl H2Streams {
                 transport,
                 client_done: false,
                 server_done: false,
+                watch,
             },
         );
         transport
     }
-}
-
-/// The header block fragment of a HEADERS frame's payload: without its
-/// padding and priority fields.
-fn header_fragment<'a>(frame: &FrameHead, payload: &'a [u8]) -> Option<&'a [u8]> {
-    let mut start = 0;
-    let mut end = payload.len();
-    if frame.flags & PADDED != 0 {
-        let pad = usize::from(*payload.first()?);
-        start += 1;
-        end = end.checked_sub(pad)?;
-    }
-    if frame.flags & PRIORITY != 0 {
-        start += 5;
-    }
-    payload.get(start..end)
 }
 
 fn classify_headers(headers: &[(Vec<u8>, Vec<u8>)]) -> Transport {
@@ -377,27 +400,27 @@ mod tests {
         ])
     }
 
+    /// A GET's HEADERS frame, ending the stream's request side.
+    fn get(stream: u32, path: &str) -> Vec<u8> {
+        frame(
+            HEADERS,
+            END_HEADERS | END_STREAM,
+            stream,
+            &request_headers("GET", path),
+        )
+    }
+
     fn sum(charges: &Charges, t: Transport) -> u64 {
         charges.iter().filter(|c| c.0 == t).map(|c| c.1).sum()
     }
 
     #[test]
     fn frames_are_charged_to_their_streams_transport_byte_by_byte() {
-        let mut h2 = H2Streams::new(RateLimit::OFF);
+        let mut h2 = H2Streams::new(RateLimit::OFF, Arc::default());
         let mut client = PREFACE.to_vec();
         client.extend(frame(0x4, 0, 0, &[])); // SETTINGS: the connection's
-        let sse = frame(
-            HEADERS,
-            END_HEADERS | END_STREAM,
-            1,
-            &request_headers("GET", "/rooms/a/sse"),
-        );
-        let poll = frame(
-            HEADERS,
-            END_HEADERS | END_STREAM,
-            3,
-            &request_headers("GET", "/rooms/a/poll?wait=0"),
-        );
+        let sse = get(1, "/rooms/a/sse");
+        let poll = get(3, "/rooms/a/poll?wait=0");
         client.extend(&sse);
         client.extend(&poll);
         // Fed one byte at a time: reads may cut frames anywhere.
@@ -427,7 +450,7 @@ mod tests {
 
     #[test]
     fn the_dynamic_table_is_followed_across_requests() {
-        let mut h2 = H2Streams::new(RateLimit::OFF);
+        let mut h2 = H2Streams::new(RateLimit::OFF, Arc::default());
         let mut encoder = hpack::Encoder::new();
         let mut block = |path: &str| {
             encoder.encode(vec![
@@ -451,10 +474,13 @@ mod tests {
 
     #[test]
     fn resets_over_the_budget_mark_the_connection() {
-        let mut h2 = H2Streams::new(RateLimit {
-            per_second: 1,
-            burst: 5,
-        });
+        let mut h2 = H2Streams::new(
+            RateLimit {
+                per_second: 1,
+                burst: 5,
+            },
+            Arc::default(),
+        );
         let mut client = PREFACE.to_vec();
         for i in 0..10u32 {
             let id = 2 * i + 1;
@@ -469,5 +495,118 @@ mod tests {
         h2.read(&client);
         assert!(h2.flooded);
         assert!(h2.streams.is_empty(), "reset streams are forgotten");
+    }
+
+    #[test]
+    fn nothing_is_kept_while_no_room_is_watched() {
+        let mut h2 = H2Streams::new(RateLimit::OFF, Arc::default());
+        let mut client = PREFACE.to_vec();
+        client.extend(get(1, "/rooms/a/poll?wait=0"));
+        h2.read(&client);
+        assert!(h2.block_frames.is_none());
+        assert_eq!(h2.captured, 0);
+        assert!(matches!(h2.streams[&1].watch, Watch::Could(_)));
+    }
+
+    #[test]
+    fn a_watched_polls_frames_become_its_sample_and_other_rooms_are_left() {
+        let taps = Arc::new(WireTaps::default());
+        let tap = taps.watch("a");
+        let mut h2 = H2Streams::new(RateLimit::OFF, Arc::clone(&taps));
+        let watched = get(1, "/rooms/a/poll?wait=0");
+        let other = get(3, "/rooms/b/poll?wait=0");
+        let mut client = PREFACE.to_vec();
+        client.extend(&watched);
+        client.extend(&other);
+        h2.read(&client);
+        assert_eq!(h2.captured, 1);
+
+        let head = frame(HEADERS, END_HEADERS, 1, &[0x88]); // :status 200
+        let body = frame(DATA, END_STREAM, 1, br#"{"messages":[{"type":"message"}]}"#);
+        let mut server = head.clone();
+        server.extend(frame(DATA, END_STREAM, 3, b"{}"));
+        server.extend(&body);
+        // Written a byte at a time: writes may cut frames anywhere.
+        for b in &server {
+            h2.write(std::slice::from_ref(b));
+        }
+        let json = tap.to_json("a");
+        let sample = &json["poll"];
+        assert_eq!(sample["http"], "h2");
+        assert_eq!(sample["request_hex"], crate::wire_view::hex(&watched));
+        assert_eq!(
+            sample["response_hex"],
+            crate::wire_view::hex(&[head, body].concat())
+        );
+        assert_eq!(sample["frames"]["response"][1]["type"], "DATA");
+        assert_eq!(
+            sample["frames"]["response"][1]["flag_names"],
+            serde_json::json!(["END_STREAM"])
+        );
+        // Both streams ended: forgotten, and nothing is captured any more.
+        assert_eq!(h2.captured, 0);
+        assert!(h2.streams.is_empty());
+    }
+
+    #[test]
+    fn an_sse_stream_keeps_only_data_frames_that_carry_a_message() {
+        let taps = Arc::new(WireTaps::default());
+        let tap = taps.watch("a");
+        let mut h2 = H2Streams::new(RateLimit::OFF, Arc::clone(&taps));
+        let mut client = PREFACE.to_vec();
+        client.extend(get(1, "/rooms/a/sse"));
+        h2.read(&client);
+        h2.write(&frame(HEADERS, END_HEADERS, 1, &[0x88]));
+        h2.write(&frame(DATA, 0, 1, b":\n\n"));
+        assert!(tap.to_json("a").get("sse").is_none());
+        let event = frame(DATA, 0, 1, b"id: 1\ndata: {\"type\":\"message\"}\n\n");
+        h2.write(&event);
+        h2.write(&frame(DATA, 0, 1, b":\n\n"));
+        let json = tap.to_json("a");
+        assert_eq!(json["sse"]["response_hex"], crate::wire_view::hex(&event));
+        assert_eq!(json["sse"]["request_headers"][2][0], ":path");
+    }
+
+    #[test]
+    fn a_stream_begun_before_its_room_was_watched_is_captured_from_then_on() {
+        let taps = Arc::new(WireTaps::default());
+        let mut h2 = H2Streams::new(RateLimit::OFF, Arc::clone(&taps));
+        let mut client = PREFACE.to_vec();
+        client.extend(get(1, "/rooms/a/sse"));
+        h2.read(&client);
+        let message = b"id: 1\ndata: {\"type\":\"message\"}\n\n";
+        h2.write(&frame(DATA, 0, 1, message));
+        assert_eq!(h2.captured, 0, "nobody watches yet");
+        let tap = taps.watch("a");
+        let event = frame(DATA, 0, 1, message);
+        h2.write(&event);
+        assert_eq!(h2.captured, 1);
+        let json = tap.to_json("a");
+        assert_eq!(json["sse"]["response_hex"], crate::wire_view::hex(&event));
+        // The request's frames went by unkept; its path was kept.
+        assert_eq!(json["sse"]["request_len"], 0);
+        assert_eq!(
+            json["sse"]["request_headers"],
+            serde_json::json!([[":method", "GET"], [":path", "/rooms/a/sse"]])
+        );
+    }
+
+    #[test]
+    fn a_sample_keeps_at_most_max_capture_bytes() {
+        let taps = Arc::new(WireTaps::default());
+        let tap = taps.watch("a");
+        let mut h2 = H2Streams::new(RateLimit::OFF, Arc::clone(&taps));
+        let mut client = PREFACE.to_vec();
+        client.extend(get(1, "/rooms/a/poll?wait=0"));
+        h2.read(&client);
+        let mut body = br#"{"messages":[{"type":"message","text":""#.to_vec();
+        body.resize(MAX_CAPTURE * 2, b'x');
+        h2.write(&frame(HEADERS, END_HEADERS, 1, &[0x88]));
+        h2.write(&frame(DATA, END_STREAM, 1, &body));
+        let json = tap.to_json("a");
+        assert_eq!(json["poll"]["response_len"], MAX_CAPTURE);
+        let data = &json["poll"]["frames"]["response"][1];
+        assert_eq!(data["length"], body.len());
+        assert_eq!(data["payload_len"], MAX_CAPTURE - 9 - 10);
     }
 }

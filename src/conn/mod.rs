@@ -8,13 +8,17 @@
 //! - `accounting.rs`: which transport each byte is charged to;
 //! - `tls.rs`: the TLS handshake, within a time limit, and a clear answer
 //!   to what is not TLS;
+//! - `h2_frames.rs`: HTTP/2 bytes cut into frames, both ways;
 //! - `h2.rs`: which transport each HTTP/2 frame is charged to;
+//! - `h2_capture.rs`: a watched HTTP/2 stream's frames, for the wire view;
 //! - `capture.rs`: the exact bytes, kept only while the wire view watches.
 
 mod accounting;
 mod capture;
 mod counted;
 pub mod h2;
+mod h2_capture;
+mod h2_frames;
 mod listener;
 mod sockopt;
 pub mod tls;

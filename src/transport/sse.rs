@@ -21,7 +21,7 @@ use crate::transport::ReadQuery;
 use crate::wire_view::http_chunk;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, Version};
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::convert::Infallible;
@@ -31,6 +31,7 @@ pub async fn stream(
     State(state): State<AppState>,
     RoomParam(room): RoomParam,
     mut query: ReadQuery,
+    version: Version,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if let Some(last) = headers.get("last-event-id") {
@@ -59,6 +60,7 @@ pub async fn stream(
         subscription,
         _presence: presence,
         opening: Some(opening.freeze()),
+        http1: version < Version::HTTP_2,
     };
     let body = Body::from_stream(futures_util::stream::unfold(
         stream,
@@ -81,6 +83,9 @@ struct EventStream {
     subscription: Subscription,
     _presence: PresenceGuard,
     opening: Option<Bytes>,
+    /// The wire view gets this stream's chunks rebuilt as HTTP/1.1 frames
+    /// them; over HTTP/2 the connection captures its DATA frames instead.
+    http1: bool,
 }
 
 impl EventStream {
@@ -114,7 +119,8 @@ impl EventStream {
                 chunk.freeze()
             }
         };
-        if let Some((tap, _)) = batch.delivered(&self.state, Transport::Sse) {
+        let tap = batch.delivered(&self.state, Transport::Sse);
+        if let Some((tap, _)) = tap.filter(|_| self.http1) {
             tap.store_delivery(Transport::Sse, http_chunk(&chunk));
         }
         Some((Ok(chunk), self))

@@ -214,7 +214,10 @@ impl Session {
             sink.flush().await
         };
         within_write_timeout(&self.state, feed_all).await?;
-        if let Some((tap, Some(last))) = batch.delivered(&self.state, Transport::Ws) {
+        let tap = batch
+            .delivered(&self.state, Transport::Ws)
+            .filter(|_| !link.over_h2());
+        if let Some((tap, Some(last))) = tap {
             tap.store_delivery(Transport::Ws, ws_text_frame(&last.json));
         }
         Ok(())

@@ -90,6 +90,7 @@ where
         .as_ref()
         .is_some_and(|c| state.admission.limits_apply_to(c.peer.ip()));
     let state = state.clone();
+    let over_h2 = conn.as_ref().is_some_and(|c| c.wire.is_h2());
     let who = Who {
         peer: conn.as_ref().map(|c| c.peer),
         room,
@@ -100,7 +101,7 @@ where
             if let Some(conn) = conn {
                 conn.wire.upgraded_to_websocket(transport);
             }
-            session(Link::new(socket, state, limited, who)).await;
+            session(Link::new(socket, state, limited, who, over_h2)).await;
         })
         .into_response()
 }
@@ -151,10 +152,13 @@ pub struct Link {
     limited: bool,
     inbound: Option<TokenBucket>,
     who: Who,
+    /// A stream of an HTTP/2 connection (RFC 8441), whose frames the
+    /// connection itself captures for the wire view.
+    over_h2: bool,
 }
 
 impl Link {
-    fn new(socket: WebSocket, state: AppState, limited: bool, who: Who) -> Self {
+    fn new(socket: WebSocket, state: AppState, limited: bool, who: Who, over_h2: bool) -> Self {
         let (sink, stream) = socket.split();
         let settings = &state.config.ws;
         let inbound = limited
@@ -173,7 +177,13 @@ impl Link {
             inbound,
             state,
             who,
+            over_h2,
         }
+    }
+
+    /// Whether this WebSocket runs on an HTTP/2 stream (RFC 8441).
+    pub fn over_h2(&self) -> bool {
+        self.over_h2
     }
 
     pub fn state(&self) -> &AppState {
