@@ -11,8 +11,8 @@
 //! - Heartbeat: a ping every interval; no pong within the timeout and the
 //!   peer is gone (1008). One timer per socket, moved, never rebuilt.
 //! - Waiting: [`Link::next`] keeps its timer and its shutdown wait across
-//!   calls, and polls the read half and the shutdown only after their
-//!   waker fired (`gate.rs`): a session woken a thousand times a second
+//!   calls, and polls them and the read half only after their waker fired
+//!   (`gate.rs`): a session woken a thousand times a second
 //!   for deliveries does not re-read an idle socket each time.
 //! - Inbound budget: every frame a peer sends (message, ping, pong) takes a
 //!   token; a peer flooding past the rate and burst is closed (1008).
@@ -140,9 +140,9 @@ pub struct Link {
     stream: SplitStream<WebSocket>,
     /// The server's shutdown, awaited across calls to `next`.
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
-    /// Opens when the read half or the shutdown woke the task: only then
-    /// are they polled.
-    inbound_gate: Gate,
+    /// Opens when the read half, the shutdown or the timer woke the task:
+    /// only then are they polled.
+    gate: Gate,
     state: AppState,
     next_ping: Instant,
     pong_due: Option<Instant>,
@@ -169,7 +169,7 @@ impl Link {
             sink,
             stream,
             shutdown: Box::pin(state.shutdown.clone().cancelled_owned()),
-            inbound_gate: Gate::default(),
+            gate: Gate::default(),
             next_ping,
             pong_due: None,
             timer: Box::pin(sleep_until(next_ping)),
@@ -197,8 +197,8 @@ impl Link {
 
     /// The next message or ping time; `Err` when the session must end.
     /// Cancel-safe: nothing is lost if the future is dropped, so a session
-    /// can select on it beside its other work. The read half and the
-    /// shutdown are polled only once their own waker has fired
+    /// can select on it beside its other work. The read half, the
+    /// shutdown and the timer are polled only once their waker has fired
     /// (`gate.rs`), so a session woken for a delivery pays next to nothing
     /// here.
     pub async fn next(&mut self) -> Result<Event, End> {
@@ -206,13 +206,18 @@ impl Link {
     }
 
     fn poll_next_event(&mut self, cx: &mut Context<'_>) -> Poll<Result<Event, End>> {
-        if let Some(waker) = self.inbound_gate.open(cx) {
-            if let Poll::Ready(outcome) = self.poll_inbound(&mut Context::from_waker(&waker)) {
-                self.inbound_gate.reopen();
-                return Poll::Ready(outcome);
-            }
+        let Some(waker) = self.gate.open(cx) else {
+            return Poll::Pending;
+        };
+        let mut cx = Context::from_waker(&waker);
+        let mut outcome = self.poll_inbound(&mut cx);
+        if outcome.is_pending() {
+            outcome = self.poll_timer(&mut cx);
         }
-        self.poll_timer(cx)
+        if outcome.is_ready() {
+            self.gate.reopen();
+        }
+        outcome
     }
 
     /// The shutdown, then the peer's frames: control frames are handled
@@ -282,6 +287,8 @@ impl Link {
         self.next_ping = now + settings.ping_interval;
         let pong_due = *self.pong_due.get_or_insert(now + settings.pong_timeout);
         self.timer.as_mut().reset(pong_due.min(self.next_ping));
+        // The moved timer must be polled to register its waker again.
+        self.gate.reopen();
         self.write([Message::Ping(Default::default())]).await
     }
 
