@@ -3,7 +3,7 @@
 # slides quote): every transport against the floor and the axum-example
 # shape, and the latency goals. Run from the repository root on a machine
 # with nothing else running; each report records the load average at its
-# start. About 13 minutes in all; the estimates below were timed on this
+# start. About 10 minutes in all; the estimates below were timed on this
 # project's 2-core machine (at load 3-8, so a quiet run is no slower).
 set -u
 cargo build --release --bin loadgen || exit 1
@@ -29,4 +29,7 @@ run $LG --transport poll --clients 10000 --rate 2 --drain 15s --report $R/poll-1
 # 6. WebSocket throughput goal: 1,000 clients x 400 msg/s = 400k
 #    deliveries/s offered, p99 <= 100 ms; 8 senders keep the schedule (1 run). ~40 s
 run $LG --transport ws --clients 1000 --rate 400 --senders 8 --report $R/ws-1000x400
+# 7. The same against the floor: what p99 this machine gives at that rate
+#    with no server work beyond the writes (2 runs). ~1.5 min
+run $LG --transport ws --clients 1000 --rate 400 --senders 8 --floor --report $R/ws-1000x400-floor
 echo "== $(date -u +%T) done"
