@@ -27,7 +27,7 @@
 //! or read in it for `idle_after`. A client that comes back to a removed
 //! room finds a new life there, and its old cursor earns it a `reset`.
 
-use crate::backbone::feed::{Feed, FeedReceiver};
+use crate::backbone::feed::Feed;
 use crate::backbone::{Backbone, BackboneError, LogRead, RoomEvent, RoomLog};
 use crate::message::{Control, Draft, DraftError, Online, Posted, Resume, Transport};
 use crate::pollers::{Change, HeldPoll, PollerKind, Pollers};
@@ -695,7 +695,7 @@ pub struct Subscription {
     latest: u64,
     pending: VecDeque<Delivery>,
     /// The room's feed, joined on the first wait.
-    live: Option<FeedReceiver<RoomEvent>>,
+    live: Option<broadcast::Receiver<RoomEvent>>,
     /// The id of the last message handed out (or skipped over by a gap).
     cursor: u64,
     /// The feed overtook this reader; resync from the log before reading on.
