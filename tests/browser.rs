@@ -442,15 +442,23 @@ async fn auto_mode_falls_back_to_sse_when_the_network_refuses_upgrades() {
         .eval("document.querySelector('[data-pane=\"single\"]').dataset.why")
         .await;
     assert!(why.contains("WebSocket failed"), "{why}");
-    let notes: Vec<String> = page
-        .browser
-        .eval("[...document.querySelectorAll('[data-pane=\"single\"] li.note.switch')].map((li) => li.textContent)")
+    // The pane draws its notes on the next animation frame, which may come
+    // after the SSE stream opened: wait for the switch note to be drawn.
+    const SWITCH_NOTES: &str = "[...document.querySelectorAll('[data-pane=\"single\"] li.note.switch')].map((li) => li.textContent)";
+    page.browser
+        .wait_for(
+            &format!("{SWITCH_NOTES}.length > 0"),
+            "the pane's note of its switch to SSE",
+        )
         .await;
-    assert_eq!(notes.len(), 1, "{notes:?}");
 
     page.send_main("through the proxy").await;
     let shown = page.wait_for_text(&["single"], "through the proxy").await;
     assert_eq!(shown[0].id, 1);
+    // Drawn in order, so by the message's line every earlier note is drawn:
+    // exactly one switch, WebSocket to SSE, and no further fallback.
+    let notes: Vec<String> = page.browser.eval(SWITCH_NOTES).await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
     assert_eq!(page.lines("single").await.len(), 1);
     assert!(net.counters().upgrades_refused >= 1);
 
